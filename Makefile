@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:
+#   make analysis   # creates .venv, runs the whole workflow on the embedded mock dataset
+#   make test       # creates .venv, runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+SNAKEMAKE_ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: analysis test venv dryrun rulegraph clean bench report
+
+$(STAMP): envs/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r envs/requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+analysis: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+test: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+dryrun: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n --quiet rules $(SNAKEMAKE_ARGS)
+
+rulegraph: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --rulegraph $(SNAKEMAKE_ARGS)
+
+report: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --report results/report.html $(SNAKEMAKE_ARGS)
+
+bench: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,38 @@
+# AGC CMS Open Data ttbar cross-section measurement as a Snakemake workflow.
+#
+#   snakemake --cores N                 # the embedded mock dataset, to the fit result and plots
+#   snakemake --cores N --config dataset=agc n_files_max_per_sample=1
+#
+# Parses under Snakemake 7.32.4 (REANA) and 9.x. Every rule is `shell:` and calls a small script in
+# workflow_scripts/; the physics lives in the agc_ttbar package.
+
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from agc_ttbar.config import ConfigError, validate_config
+
+
+configfile: "config.yaml"
+
+
+try:
+    validate_config(config)
+except ConfigError as err:
+    sys.stderr.write(f"Invalid configuration: {err}\n")
+    raise SystemExit(1)
+
+
+include: "rules/common.smk"
+include: "rules/mock.smk"
+include: "rules/fileset.smk"
+include: "rules/processing.smk"
+include: "rules/ml.smk"
+include: "rules/statistics.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True
