@@ -27,12 +27,19 @@ except ConfigError as err:
 include: "rules/common.smk"
 include: "rules/mock.smk"
 include: "rules/fileset.smk"
+include: "rules/staging.smk"
+include: "rules/servicex.smk"
 include: "rules/processing.smk"
 include: "rules/ml.smk"
 include: "rules/statistics.smk"
+include: "rules/summary.smk"
 
 
 rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+# Last: localrules and the HTCondor/REANA resources derived from every rule's mem_mb.
+include: "rules/scaleout.smk"

@@ -10,12 +10,29 @@ import os
 
 def mock_file(results: str, sample: str, index: int | str) -> str:
     """One synthetic NanoAOD file of the embedded dataset."""
-    return os.path.join(results, "mock", sample, f"{int(index):05d}.root")
+    name = f"{int(index):05d}" if str(index).isdigit() else str(index)  # or a "{index}" wildcard
+    return os.path.join(results, "mock", sample, f"{name}.root")
 
 
 def mock_inputs(results: str) -> str:
     """Input list (nanoaod_inputs.json format) of the embedded dataset."""
     return os.path.join(results, "mock", "nanoaod_inputs.json")
+
+
+def staged_file(results: str, staging_dir: str, sample: str, index: int | str) -> str:
+    """Local copy of one remote input file (staging.enabled); a relative dir is under results."""
+    name = f"{int(index):05d}" if str(index).isdigit() else str(index)  # or a "{index}" wildcard
+    return os.path.join(results, staging_dir, sample, f"{name}.root")
+
+
+def servicex_inputs(results: str) -> str:
+    """Input list (nanoaod_inputs.json format) of the files ServiceX delivered (servicex.enabled)."""
+    return os.path.join(results, "servicex", "nanoaod_inputs.json")
+
+
+def servicex_cache(results: str) -> str:
+    """ServiceX client cache: query database and downloaded files."""
+    return os.path.join(results, "servicex", "cache")
 
 
 def fileset(results: str) -> str:
@@ -25,7 +42,8 @@ def fileset(results: str) -> str:
 
 def partial(results: str, sample: str, index: int | str) -> str:
     """Exact partial histograms (and cutflow) of one input file."""
-    return os.path.join(results, "partial", sample, f"{int(index):05d}.npz")
+    name = f"{int(index):05d}" if str(index).isdigit() else str(index)  # or a "{index}" wildcard
+    return os.path.join(results, "partial", sample, f"{name}.npz")
 
 
 def merged(results: str, sample: str) -> str:
@@ -48,6 +66,11 @@ def cutflow(results: str) -> str:
     return os.path.join(results, "cutflow.json")
 
 
+def cutflow_table(results: str) -> str:
+    """The cutflow as a readable markdown table, beside the JSON."""
+    return os.path.join(results, "cutflow.md")
+
+
 def validation_report(results: str) -> str:
     """Report of the comparison with an AGC reference JSON."""
     return os.path.join(results, "validation.txt")
@@ -57,13 +80,36 @@ def ml_dir(results: str) -> str:
     return os.path.join(results, "ml")
 
 
-def ml_models(results: str, config: dict) -> list[str]:
-    """Model files used for inference: trained in the DAG, or the published AGC BDTs."""
-    kind = config["ml"]["model"]
+def ml_models(results: str, config: dict, kind: str | None = None) -> list[str]:
+    """Model files [even, odd] used for inference: trained in the DAG, or the published AGC BDTs.
+
+    ``kind`` defaults to config ml.model; "even" is the model trained on even event numbers.
+    """
+    kind = kind or config["ml"]["model"]
     if kind == "published":
-        return [config["ml"]["published_models"]["even"], config["ml"]["published_models"]["odd"]]
+        paths = [config["ml"]["published_models"]["even"], config["ml"]["published_models"]["odd"]]
+        if any(p is None for p in paths):
+            raise ValueError("ml model 'published' needs the paths of the AGC BDTs: set config keys "
+                             "ml.published_models.even and ml.published_models.odd (model_even.json, "
+                             "model_odd.json of the AGC repository, analyses/cms-open-data-ttbar/models/)")
+        return paths
     ext = "json" if kind == "bdt" else "pt"
     return [os.path.join(results, "ml", f"{kind}_even.{ext}"), os.path.join(results, "ml", f"{kind}_odd.{ext}")]
+
+
+def ml_training_data(results: str) -> str:
+    """Fully matched 4j2b training events (jets, lepton, truth labels), .npz."""
+    return os.path.join(results, "ml", "training_data.npz")
+
+
+def ml_metrics(results: str, kind: str) -> str:
+    """Validation metrics of one model kind (AUC, assignment accuracy, trijet, random), JSON."""
+    return os.path.join(results, "ml", f"{kind}_metrics.json")
+
+
+def ml_validation(results: str, kind: str) -> str:
+    """Validation scores and targets of the leading-4 permutations of one model kind, .npz."""
+    return os.path.join(results, "ml", f"{kind}_validation.npz")
 
 
 def ml_plots_done(results: str) -> str:
@@ -95,6 +141,35 @@ def fit_results(results: str) -> str:
 def stat_plots_done(results: str) -> str:
     """Marker listing the statistics plots (data/MC, pulls, correlations, ranking, templates)."""
     return os.path.join(results, "plots", "statistics", "index.json")
+
+
+def stat_templates(results: str) -> str:
+    """cabinetry's template folder (HistogramFolder) of the main model."""
+    return os.path.join(results, "statistics", "templates")
+
+
+def cabinetry_config_ml(results: str) -> str:
+    return os.path.join(results, "statistics", "cabinetry_config_ml.yml")
+
+
+def stat_templates_ml(results: str) -> str:
+    """cabinetry's template folder of the ML validation model."""
+    return os.path.join(results, "statistics", "templates_ml")
+
+
+def fit_provenance(results: str) -> str:
+    """Date, platform and timings of the fit (kept out of fit_results.json, which is reproducible)."""
+    return os.path.join(results, "statistics", "fit_provenance.json")
+
+
+def stat_plots_dir(results: str, group: str) -> str:
+    """Folder of one group of statistics figures: data_mc, fit, templates or ml."""
+    return os.path.join(results, "plots", "statistics", group)
+
+
+def stat_summary(results: str) -> str:
+    """HTML summary (ttbar_norm, fit status, yields) shown in the Snakemake report."""
+    return os.path.join(results, "statistics", "summary.html")
 
 
 def log(results: str, rule: str, name: str = "") -> str:

@@ -14,11 +14,19 @@ wildcard_constraints:
     index=r"\d{5}",
 
 
-def inputs_list():
-    """Path of the AGC-format input list the fileset rule reads (a workflow output for mock)."""
+def original_inputs_list():
+    """Path of the configured AGC-format input list (a workflow output for mock)."""
     if config["dataset"] == "mock":
         return layout.mock_inputs(R)
     return fetch_inputs(config["inputs"], os.path.join(R, "inputs"), config["inputs_sha256"])
+
+
+def inputs_list():
+    """Path of the input list the fileset rule reads: the ServiceX-delivered list (a workflow
+    output, rules/servicex.smk) with servicex.enabled, else the configured one."""
+    if config["servicex"]["enabled"]:
+        return layout.servicex_inputs(R)
+    return original_inputs_list()
 
 
 def _file_counts():
@@ -26,7 +34,8 @@ def _file_counts():
     if config["dataset"] == "mock":
         n = config["mock"]["files_per_sample"]
         return {key: n_files_used(n, config["n_files_max_per_sample"]) for key in SAMPLE_KEYS}
-    inputs = load_inputs(inputs_list())
+    # ServiceX delivers one file per original file, so the original list fixes the DAG at parse time.
+    inputs = load_inputs(original_inputs_list())
     counts = {}
     for key in SAMPLE_KEYS:
         process, variation = split_sample_key(key)
@@ -68,7 +77,10 @@ def final_outputs():
 
 
 def input_file(wildcards):
-    """The local input file of a per-file job when the workflow makes it (mock dataset), else []."""
+    """The local input file of a per-file job when the workflow makes it (mock dataset, or a staged
+    copy with staging.enabled, rules/staging.smk), else [] (the job reads the fileset path)."""
     if config["dataset"] == "mock" and not config["servicex"]["enabled"]:
         return [layout.mock_file(R, wildcards.sample, wildcards.index)]
+    if config["staging"]["enabled"]:
+        return [layout.staged_file(R, config["staging"]["dir"], wildcards.sample, wildcards.index)]
     return []

@@ -9,9 +9,11 @@ rule fileset:
     params:
         samples=" ".join(SAMPLE_KEYS),
         n=config["n_files_max_per_sample"],
-        eos="--input-from-eos" if config["input_from_eos"] else "",
-        xcache=f"--xcache {config['xcache']}" if config["xcache"] else "",
-        rewrites=" ".join(f"--rewrite '{r['from']}' '{r['to']}'" for r in config["prefix_rewrites"]),
+        # With ServiceX the rewrites were applied to the submitted paths (rules/servicex.smk).
+        eos="--input-from-eos" if config["input_from_eos"] and not config["servicex"]["enabled"] else "",
+        xcache=f"--xcache {config['xcache']}" if config["xcache"] and not config["servicex"]["enabled"] else "",
+        rewrites="" if config["servicex"]["enabled"] else
+        " ".join(f"--rewrite '{r['from']}' '{r['to']}'" for r in config["prefix_rewrites"]),
     log:
         layout.log(R, "fileset"),
     benchmark:

@@ -1,0 +1,101 @@
+"""Region observables of the AGC ttbar analysis (spec §3.1), on flat per-jet arrays.
+
+Both functions take the *selected* jets of the events of a region as flat numpy arrays in stored
+order plus the number of selected jets per event (``counts``), so that a chunk needs no jagged
+arithmetic:
+
+- :func:`ht`: H_T, the scalar sum of the (varied) pT of **all** selected jets (4j1b).
+- :func:`m_bjj`: the mass of the highest-pT trijet with at least one b-tagged jet, over all
+  3-jet combinations of **all** selected jets in index order (4j2b).
+
+Four-vectors are built from (pt, eta, phi, mass) with the varied pT and the unvaried mass, as the
+reference's ``vector`` PtEtaPhiM objects: ``px = pt cos(phi)``, ``py = pt sin(phi)``,
+``pz = pt sinh(eta)``, ``E = sqrt(px^2 + py^2 + pz^2 + m^2)``; the trijet mass is
+``copysign(sqrt(|m^2|), m^2)`` with ``m^2 = E^2 - |p|^2`` (``vector``'s convention). Arithmetic is
+float64 throughout (the stored float32 values convert exactly); the reference works partly in
+float32, which can move an event across a bin edge only when its observable lies within ~1e-5
+relative of that edge.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from .selection import B_TAG_THRESHOLD
+
+
+def event_index(counts: np.ndarray) -> np.ndarray:
+    """Event number (0-based, within the chunk) of every flat entry."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
+
+def offsets_of(counts: np.ndarray) -> np.ndarray:
+    """Offsets (length n+1) of a jagged array with the given counts."""
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def ht(pt: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Scalar sum of the jet pT per event (events with no jets give 0).
+
+    Each event's terms are added one by one in stored order, so the value of an event does not
+    depend on the other events in the chunk.
+    """
+    pt = np.asarray(pt, dtype=np.float64)
+    return np.bincount(event_index(counts), weights=pt, minlength=len(counts))
+
+
+def trijet_combinations(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat indices (i, j, k) of all 3-jet combinations, i < j < k, in ``ak.combinations`` order.
+
+    Returns the three index arrays (into the flat jet arrays) and the number of combinations per
+    event.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    idx = ak.unflatten(np.arange(int(counts.sum()), dtype=np.int64), counts)
+    combos = ak.combinations(idx, 3)
+    n_comb = ak.to_numpy(ak.num(combos, axis=1)).astype(np.int64)
+    flat = ak.flatten(combos)
+    return (ak.to_numpy(flat["0"]), ak.to_numpy(flat["1"]), ak.to_numpy(flat["2"]), n_comb)
+
+
+def m_bjj(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, btag: np.ndarray,
+          counts: np.ndarray) -> np.ndarray:
+    """Mass of the highest-pT trijet that contains at least one b-tagged jet, per event.
+
+    Ties in the trijet pT keep the first candidate (``ak.argmax``). Events without any candidate
+    (fewer than 3 jets or no b-tag) give NaN; the 4j2b region always has one.
+    """
+    pt = np.asarray(pt, dtype=np.float64)
+    eta = np.asarray(eta, dtype=np.float64)
+    phi = np.asarray(phi, dtype=np.float64)
+    mass = np.asarray(mass, dtype=np.float64)
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    e = np.sqrt(px * px + py * py + pz * pz + mass * mass)
+    tagged = np.asarray(btag) > B_TAG_THRESHOLD
+
+    i, j, k, n_comb = trijet_combinations(counts)
+    spx = px[i] + px[j] + px[k]
+    spy = py[i] + py[j] + py[k]
+    spz = pz[i] + pz[j] + pz[k]
+    se = e[i] + e[j] + e[k]
+    tpt = np.hypot(spx, spy)
+    has_b = tagged[i] | tagged[j] | tagged[k]
+    score = np.where(has_b, tpt, -np.inf)
+
+    out = np.full(len(n_comb), np.nan)
+    ok = np.zeros(len(n_comb), dtype=bool)
+    if len(score):
+        best_local = ak.to_numpy(ak.fill_none(ak.argmax(ak.unflatten(score, n_comb), axis=1), -1))
+        comb_offsets = offsets_of(n_comb)
+        ok = best_local >= 0
+        best = comb_offsets[:-1][ok] + best_local[ok]
+        valid = has_b[best]
+        m2 = se[best] ** 2 - (spx[best] ** 2 + spy[best] ** 2 + spz[best] ** 2)
+        m = np.copysign(np.sqrt(np.abs(m2)), m2)
+        vals = np.where(valid, m, np.nan)
+        out[ok] = vals
+    return out

@@ -1,0 +1,101 @@
+"""``histograms.root`` and ``histograms_ml.root`` in the AGC format (spec §6.3, §7.1).
+
+Input: the merged exact histograms of all samples (one :class:`HistogramSet` whose keys are AGC
+key names). Output: uproot-written TH1D histograms (25 bins with under/overflow, variances = sumw2)
+named ``{region}_{process}[_{variation}]`` and ``{region}_pseudodata``, as
+``utils/file_output.save_histograms`` of the reference writes them:
+
+- a histogram is written only if its in-range sum of weights is > 0 (for the ML file: > the empty
+  yield 25 * 1e-6 * 1.01 after the offset, so effectively the same);
+- ``{region}_pseudodata = (ttbar_ME_var + ttbar_PS_var) / 2 + wjets`` (no single top), written only
+  if all three inputs are non-empty; variances follow the ``hist`` arithmetic
+  ((var_ME + var_PS) / 4 + var_wjets);
+- ML file (``add_offset``): 1e-6 is added to every bin, flow bins included, and 1e-12 to every
+  variance, before anything else (what ``hist``'s ``h += 1e-6`` does on Weight storage); the
+  pseudodata is built from the offset histograms.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import hist
+import numpy as np
+import uproot
+
+from .atomic import atomic_path
+from .histograms import ExactHistogram, HistogramSet
+from .ml.features import FEATURE_NAMES
+from .samples import REGIONS
+
+#: Offset the reference adds to every ML histogram bin (``add_offset=True``).
+ML_OFFSET = 1e-6
+
+
+def _as_hist(values: np.ndarray, variances: np.ndarray, edges: np.ndarray) -> hist.Hist:
+    h = ExactHistogram(edges).to_hist()
+    view = h.view(flow=True)
+    view.value = values
+    view.variance = variances
+    return h
+
+
+def channel_templates(hset: HistogramSet, channels: Iterable[str], offset: float = 0.0) -> dict[str, hist.Hist]:
+    """The histograms to write for ``channels`` (regions or ML features), pseudodata included.
+
+    Keys of ``hset`` are ``{channel}_{process}[_{variation}]``; each channel is matched by the
+    prefix ``{channel}_``. ``offset`` is added to every bin (and ``offset**2`` to the variances).
+    """
+    threshold = 0.0 if offset == 0.0 else 25 * offset * 1.01
+    out: dict[str, hist.Hist] = {}
+    for channel in channels:
+        prefix = channel + "_"
+        found = {}
+        for key in sorted(hset.hists):
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix):]
+            # a region prefix must not swallow a longer channel name (e.g. features sharing a prefix)
+            if any(key.startswith(other + "_") and len(other) > len(channel) for other in channels):
+                continue
+            h = hset.hists[key]
+            values = h.values(flow=True) + offset
+            variances = h.variances(flow=True) + offset * offset
+            found[rest] = (values, variances, h.edges)
+        for rest, (values, variances, edges) in found.items():
+            if np.sum(values[1:-1]) > threshold:
+                out[f"{channel}_{rest}"] = _as_hist(values, variances, edges)
+        parts = [found.get(k) for k in ("ttbar_ME_var", "ttbar_PS_var", "wjets")]
+        if all(p is not None and np.sum(p[0][1:-1]) > threshold for p in parts):
+            me, ps, wj = (_as_hist(*p) for p in parts)
+            out[f"{channel}_pseudodata"] = (me + ps) / 2 + wj
+    return out
+
+
+def _write(path: str, templates: dict[str, hist.Hist]) -> list[str]:
+    with atomic_path(path) as tmp:
+        with uproot.recreate(tmp) as f:
+            for key in sorted(templates):
+                f[key] = templates[key]
+    return sorted(templates)
+
+
+def write_histograms(hset: HistogramSet, path: str, regions: Iterable[str] = REGIONS) -> list[str]:
+    """Write ``histograms.root``; returns the keys written."""
+    return _write(path, channel_templates(hset, list(regions)))
+
+
+def write_histograms_ml(hset: HistogramSet, path: str, features: Iterable[str] = FEATURE_NAMES) -> list[str]:
+    """Write ``histograms_ml.root`` (offset 1e-6 per bin); returns the keys written."""
+    return _write(path, channel_templates(hset, list(features), offset=ML_OFFSET))
+
+
+def merge_sets(paths: Iterable[str]) -> tuple[HistogramSet, list[dict]]:
+    """Sum the :class:`HistogramSet` files at ``paths``; returns the sum and their metadata."""
+    total = HistogramSet()
+    metas = []
+    for p in paths:
+        hs, meta = HistogramSet.load(p)
+        total += hs
+        metas.append(meta)
+    return total, metas

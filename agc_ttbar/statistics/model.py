@@ -1,0 +1,285 @@
+"""The cabinetry configuration of the AGC ttbar fit, generated from the workflow configuration.
+
+:func:`cabinetry_config` reproduces ``cabinetry_config.yml`` of the reference (spec section 5.1):
+two regions (4j1b CR with H_T, 4j2b SR with m_bjj) binned in 11 bins of 40 GeV from 110 to 550 GeV,
+five MC samples plus pseudodata, ten NormPlusShape systematics, a 3% luminosity normalisation and
+the POI ``ttbar_norm`` in [0, 10]. Samples missing from the workflow configuration drop out of the
+model together with the systematics they feed (ME_var, PS_var, scaleup/scaledown, W+jets scale).
+
+:func:`cabinetry_config_ml` is the ML validation model (spec section 5.4): one region per feature,
+the processor's 25 bins, the same samples and systematics.
+
+:func:`template_router` is the cabinetry template builder that reads the 25-bin histograms of
+``histograms.root`` with uproot and rebins them with ``h[110j::hist.rebin(2)]`` (spec section 3.3).
+A missing histogram raises :class:`MissingHistogramError` naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from agc_ttbar.ml.features import FEATURES
+from agc_ttbar.samples import BIN_HIGH, BIN_LOW, NUM_BINS
+
+POI = "ttbar_norm"
+MEASUREMENT = "CMS_ttbar"
+DATA_SAMPLE = "Pseudodata"
+DATA_PATH = "pseudodata"
+
+#: (histogram region, model region name, axis label), spec section 5.1.
+REGIONS: tuple[tuple[str, str, str], ...] = (
+    ("4j1b", "4j1b CR", "$H_T$ [GeV]"),
+    ("4j2b", "4j2b SR", "$m_{bjj}$ [GeV]"),
+)
+#: Edges of the fit binning: 11 bins of 40 GeV, 110-550 GeV (spec section 3.3).
+FIT_BINNING: tuple[float, ...] = tuple(float(110 + 40 * i) for i in range(12))
+#: Rebinning of the 25-bin processor histograms: start at this lower edge, merge this many bins.
+REBIN_START, REBIN_FACTOR = 110.0, 2
+
+#: MC samples of the model in the order of the reference config: (process, model sample name).
+MC_SAMPLES: tuple[tuple[str, str], ...] = (
+    ("ttbar", "ttbar"),
+    ("wjets", "W+jets"),
+    ("single_top_s_chan", "single top, s-channel"),
+    ("single_top_t_chan", "single top, t-channel"),
+    ("single_top_tW", "tW"),
+)
+SAMPLE_NAME = dict(MC_SAMPLES)
+
+#: ML channels kept in workspace_ml.json (spec section 5.4): features 0, 1, 2, 4, 5, 6, 7.
+ML_KEPT_FEATURES: tuple[int, ...] = (0, 1, 2, 4, 5, 6, 7)
+
+
+class MissingHistogramError(LookupError):
+    """A histogram the statistical model needs is absent from the input file."""
+
+
+def _mc_sample_names(samples: Iterable[str]) -> list[str]:
+    present = {key.partition("__")[0] for key in samples if key.endswith("__nominal")}
+    return [name for process, name in MC_SAMPLES if process in present]
+
+
+def systematics(samples: Iterable[str]) -> list[dict[str, Any]]:
+    """Systematics of spec section 5.1 that the given fileset keys can feed."""
+    samples = set(samples)
+    mc = _mc_sample_names(samples)
+    out: list[dict[str, Any]] = []
+
+    def one_sided(name: str, path: str, targets: Sequence[str]) -> dict[str, Any]:
+        return {"Name": name, "Up": {"VariationPath": path}, "Down": {"Symmetrize": True},
+                "Samples": list(targets), "Type": "NormPlusShape"}
+
+    def two_sided(name: str, up: str, down: str, targets: Sequence[str]) -> dict[str, Any]:
+        return {"Name": name, "Up": {"VariationPath": up}, "Down": {"VariationPath": down},
+                "Samples": list(targets), "Type": "NormPlusShape"}
+
+    if "ttbar__nominal" in samples:
+        if "ttbar__ME_var" in samples:
+            out.append(one_sided("ME variation", "_ME_var", ["ttbar"]))
+        if "ttbar__PS_var" in samples:
+            out.append(one_sided("PS variation", "_PS_var", ["ttbar"]))
+        if {"ttbar__scaleup", "ttbar__scaledown"} <= samples:
+            out.append(two_sided("ttbar scale variations", "_scaleup", "_scaledown", ["ttbar"]))
+    out.append(one_sided("Jet energy scale", "_pt_scale_up", mc))
+    out.append(one_sided("Jet energy resolution", "_pt_res_up", mc))
+    for i in range(4):
+        out.append(two_sided(f"b-tag NP {i + 1}", f"_btag_var_{i}_up", f"_btag_var_{i}_down", mc))
+    if "wjets__nominal" in samples:
+        out.append(two_sided("W+jets scale variations", "_scale_var_up", "_scale_var_down", ["W+jets"]))
+    out.append({"Name": "Luminosity", "Up": {"Normalization": 0.03}, "Down": {"Normalization": -0.03},
+                "Samples": list(mc), "Type": "Normalization"})
+    return out
+
+
+def _samples_block(samples: Iterable[str]) -> list[dict[str, Any]]:
+    samples = list(samples)
+    if "ttbar__nominal" not in samples:
+        raise ValueError("the statistical model needs the ttbar__nominal sample (config key 'samples'): "
+                         "ttbar_norm is its normalisation")
+    block = [{"Name": DATA_SAMPLE, "SamplePath": DATA_PATH, "Data": True}]
+    present = {key.partition("__")[0] for key in samples if key.endswith("__nominal")}
+    block += [{"Name": name, "SamplePath": process} for process, name in MC_SAMPLES if process in present]
+    return block
+
+
+def _general(input_path: str, histogram_folder: str) -> dict[str, Any]:
+    return {"Measurement": MEASUREMENT, "POI": POI, "HistogramFolder": histogram_folder.rstrip("/") + "/",
+            "InputPath": input_path, "VariationPath": ""}
+
+
+def cabinetry_config(samples: Iterable[str], histograms_path: str, histogram_folder: str) -> dict[str, Any]:
+    """The cabinetry configuration of spec section 5.1 for the given fileset keys.
+
+    ``histograms_path`` is the histograms.root file and ``histogram_folder`` where cabinetry keeps
+    its templates; both are written into the config as given (relative paths are relative to the
+    directory cabinetry runs in).
+    """
+    samples = list(samples)
+    return {
+        "General": _general(f"{histograms_path}:{{RegionPath}}_{{SamplePath}}{{VariationPath}}",
+                            histogram_folder),
+        "Regions": [{"Name": name, "RegionPath": path, "Variable": label, "Binning": list(FIT_BINNING)}
+                    for path, name, label in REGIONS],
+        "Samples": _samples_block(samples),
+        "Systematics": systematics(samples),
+        "NormFactors": [{"Name": POI, "Samples": "ttbar", "Nominal": 1.0, "Bounds": [0, 10]}],
+    }
+
+
+def cabinetry_config_ml(samples: Iterable[str], histograms_ml_path: str, histogram_folder: str) -> dict[str, Any]:
+    """The ML validation model (spec section 5.4): 20 regions Feature0..19, 25 bins each, no rebinning."""
+    samples = list(samples)
+    regions = []
+    for i, (name, low, high) in enumerate(FEATURES):
+        edges = np.linspace(low, high, NUM_BINS + 1)
+        regions.append({"Name": f"Feature{i}", "RegionPath": name, "Variable": name,
+                        "Binning": [float(x) for x in edges]})
+    return {
+        "General": _general(f"{histograms_ml_path}:{{RegionPath}}_{{SamplePath}}{{VariationPath}}",
+                            histogram_folder),
+        "Regions": regions,
+        "Samples": _samples_block(samples),
+        "Systematics": systematics(samples),
+        "NormFactors": [{"Name": POI, "Samples": "ttbar", "Nominal": 1.0, "Bounds": [0, 10]}],
+    }
+
+
+def ml_pruned_channels() -> list[str]:
+    """Channels removed from the ML workspace (Feature3, Feature8..Feature19)."""
+    return [f"Feature{i}" for i in range(len(FEATURES)) if i not in ML_KEPT_FEATURES]
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Validate against cabinetry's schema (raises ``jsonschema.ValidationError``)."""
+    import cabinetry
+
+    cabinetry.configuration.validate(config)
+
+
+def to_yaml(config: dict[str, Any]) -> str:
+    """YAML text of a cabinetry configuration, with a header saying where it comes from."""
+    import yaml
+
+    header = ("# cabinetry configuration of the AGC ttbar fit (spec section 5.1), generated by the workflow\n"
+              "# from config.yaml. Use it with cabinetry directly, e.g.\n"
+              "#   cabinetry templates --method uproot <this file>  (without the 110-550 GeV rebinning)\n")
+    return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=110)
+
+
+# --------------------------------------------------------------------------------------------
+# Histogram keys and the template router
+
+
+def _histo_path(config: dict[str, Any], region: dict, sample: dict, systematic: dict, template) -> str:
+    from cabinetry.templates import collector
+
+    general = config["General"]
+    return collector._histo_path(general["InputPath"], general.get("VariationPath", ""), region, sample,
+                                 systematic, template)
+
+
+def _split_path(path: str) -> tuple[str, str]:
+    file_path, sep, key = path.rpartition(":")
+    if not sep:
+        raise ValueError(f"histogram path {path!r} has no ':' between file and histogram name")
+    return file_path, key
+
+
+def required_histograms(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(file, key) of every template the configuration needs, in cabinetry's order."""
+    from cabinetry import route
+
+    out: list[tuple[str, str]] = []
+
+    def collect(region, sample, systematic, template):
+        out.append(_split_path(_histo_path(config, region, sample, systematic, template)))
+
+    route.apply_to_all_templates(config, collect)
+    return out
+
+
+def _file_keys(path: str) -> set[str]:
+    import uproot
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"histogram file {path} does not exist")
+    with uproot.open(path) as f:
+        return {k.split(";")[0] for k in f.keys(recursive=False)}
+
+
+def check_histograms(config: dict[str, Any]) -> None:
+    """Raise :class:`MissingHistogramError` naming every required histogram absent from its file."""
+    needed = required_histograms(config)
+    missing: list[str] = []
+    keys_by_file: dict[str, set[str]] = {}
+    for file_path, key in needed:
+        if file_path not in keys_by_file:
+            keys_by_file[file_path] = _file_keys(file_path)
+        if key not in keys_by_file[file_path]:
+            missing.append(f"{file_path}:{key}")
+    if not missing:
+        return
+    data_missing = [m for m in missing if m.endswith(f"_{DATA_PATH}")]
+    msg = f"{len(missing)} histogram(s) required by the statistical model are missing: {', '.join(missing)}"
+    if data_missing:
+        msg += (f". The pseudodata ({', '.join(data_missing)}) is written only when the ttbar ME_var and "
+                "PS_var samples and the W+jets nominal sample all have events in that region (spec 7.1)")
+    msg += (". A histogram is absent when its in-range sum is zero; remove the sample from config key "
+            "'samples' or process more events")
+    raise MissingHistogramError(msg)
+
+
+def read_histogram(file_path: str, key: str):
+    """A TH1 of ``file_path`` as a ``hist.Hist`` (weighted storage); MissingHistogramError if absent."""
+    import uproot
+
+    with uproot.open(file_path) as f:
+        names = {k.split(";")[0] for k in f.keys(recursive=False)}
+        if key not in names:
+            raise MissingHistogramError(f"histogram {key!r} is missing from {file_path}")
+        return f[key].to_hist()
+
+
+def rebin(h, start: float | None = REBIN_START, factor: int = REBIN_FACTOR):
+    """``h[start j :: hist.rebin(factor)]``: drop the bins below ``start``, merge ``factor`` bins."""
+    import hist
+
+    if start is None and factor == 1:
+        return h
+    return h[complex(0, start) if start is not None else None::hist.rebin(factor)]
+
+
+def template_router(config: dict[str, Any], start: float | None = REBIN_START, factor: int = REBIN_FACTOR):
+    """cabinetry Router whose template builder reads each histogram and rebins it (spec 3.3).
+
+    ``start=None, factor=1`` reads the histograms unchanged (the ML model). The result's edges must
+    equal the region's ``Binning``.
+    """
+    import cabinetry
+
+    router = cabinetry.route.Router()
+
+    @router.register_template_builder()
+    def read_and_rebin(region, sample, systematic, template):
+        file_path, key = _split_path(_histo_path(config, region, sample, systematic, template))
+        h = rebin(read_histogram(file_path, key), start, factor)
+        edges = h.axes[0].edges
+        if "Binning" in region and not np.allclose(edges, region["Binning"]):
+            raise ValueError(f"histogram {key!r} of {file_path} gives edges {edges.tolist()} after rebinning, "
+                             f"region {region['Name']!r} expects {region['Binning']}")
+        return h
+
+    return router
+
+
+def with_paths(config: dict[str, Any], histograms_path: str, histogram_folder: str) -> dict[str, Any]:
+    """A copy of ``config`` reading ``histograms_path`` and keeping templates in ``histogram_folder``."""
+    new = copy.deepcopy(config)
+    _, sep, rest = new["General"]["InputPath"].rpartition(":")
+    new["General"]["InputPath"] = f"{histograms_path}:{rest}"
+    new["General"]["HistogramFolder"] = histogram_folder.rstrip("/") + "/"
+    return new

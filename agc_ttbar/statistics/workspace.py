@@ -1,0 +1,81 @@
+"""Templates -> pyhf workspace with cabinetry (spec sections 5.2 and 5.4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from agc_ttbar.atomic import atomic_write_text
+
+from . import model as stat_model
+
+log = logging.getLogger(__name__)
+
+
+def build_templates(config: dict[str, Any], *, start: float | None = stat_model.REBIN_START,
+                    factor: int = stat_model.REBIN_FACTOR) -> None:
+    """Check the inputs, read and rebin every template into HistogramFolder, post-process them.
+
+    Raises :class:`MissingHistogramError` naming every missing histogram before anything is built.
+    """
+    import cabinetry
+
+    stat_model.check_histograms(config)
+    cabinetry.templates.build(config, router=stat_model.template_router(config, start, factor))
+    cabinetry.templates.postprocess(config)
+
+
+def build_workspace(config: dict[str, Any]) -> dict[str, Any]:
+    """The pyhf workspace of a cabinetry configuration whose templates exist (validated)."""
+    import cabinetry
+
+    return cabinetry.workspace.build(config)
+
+
+def workspace_from_histograms(config: dict[str, Any], **rebin) -> dict[str, Any]:
+    """:func:`build_templates` then :func:`build_workspace`."""
+    build_templates(config, **rebin)
+    return build_workspace(config)
+
+
+def prune_channels(ws: dict[str, Any], channels: list[str]) -> dict[str, Any]:
+    """The workspace without ``channels`` (pyhf ``Workspace.prune``), as a plain dict."""
+    import pyhf
+
+    pruned = pyhf.Workspace(ws).prune(channels=channels)
+    return json.loads(json.dumps(pruned))
+
+
+def dumps(ws: dict[str, Any]) -> str:
+    """Canonical JSON text (sorted keys, fixed indentation): equal workspaces give equal bytes."""
+    return json.dumps(ws, sort_keys=True, indent=2) + "\n"
+
+
+def save(ws: dict[str, Any], path: str) -> None:
+    atomic_write_text(path, dumps(ws))
+
+
+def load(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+def sha256(ws: dict[str, Any]) -> str:
+    return hashlib.sha256(dumps(ws).encode()).hexdigest()
+
+
+def model_and_data(ws: dict[str, Any]):
+    """pyhf model and observed data (with auxdata) of a workspace."""
+    import cabinetry
+
+    return cabinetry.model_utils.model_and_data(ws)
+
+
+def summary(ws: dict[str, Any]) -> dict[str, Any]:
+    """Channels with their bin counts, samples and parameter count of a workspace."""
+    model, _ = model_and_data(ws)
+    return {"channels": {ch: model.config.channel_nbins[ch] for ch in model.config.channels},
+            "samples": list(model.config.samples), "n_parameters": model.config.npars,
+            "parameters": list(model.config.par_names)}

@@ -1,0 +1,139 @@
+"""One per-file measurement in a fresh process; prints one JSON line (run by benchmarks/run.py).
+
+Modes, all on the same file and the same branches in the same chunks:
+
+- ``read``: uproot opens the file and reads the branches the job reads (without ML, or with ML
+  with ``--ml-kind``), chunk by chunk, and does nothing else: the raw read + decompress rate;
+- ``job``: :func:`agc_ttbar.processing.process_file`, the per-file job's core (with the ML scorer
+  when ``--ml-kind`` is given) and writing its partial histograms as the rule does;
+- ``coffea``: the coffea baseline of ``benchmarks/coffea_baseline.py`` (no ML).
+
+The rate is events per CPU second of the measured section (``time.process_time``: all threads of
+this process), which is the AGC's "event rate per worker". Interpreter start-up, imports and model
+loading are outside the section and reported separately (``setup_cpu_s``); the parent adds the
+whole-process figures from ``wait4``.
+
+    python benchmarks/perfile.py --mode job --file F.root --sample ttbar__nominal --nevts 28000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+_T0_CPU = time.process_time()
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def read_rate(path: str, branches: list[str], chunksize: int, tree_name: str) -> dict:
+    import uproot
+
+    c0, w0 = time.process_time(), time.perf_counter()
+    with uproot.open(path) as f:
+        tree = f[tree_name]
+        n = tree.num_entries
+        for lo in range(0, n, chunksize):
+            arrays = tree.arrays(branches, entry_start=lo, entry_stop=min(n, lo + chunksize), how=dict)
+            del arrays
+    return {"entries": n, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}
+
+
+def bytes_read(path: str, branches: list[str], tree_name: str) -> dict:
+    """Compressed bytes of the branches read (their baskets) and of the whole file, per event."""
+    import uproot
+
+    with uproot.open(path) as f:
+        tree = f[tree_name]
+        n = max(tree.num_entries, 1)
+        read = sum(tree[b].compressed_bytes for b in branches)
+        all_branches = sum(b.compressed_bytes for b in tree.itervalues(recursive=True))
+    size = os.path.getsize(path)
+    return {"branches_bytes_per_event": read / n, "file_bytes_per_event": size / n,
+            "tree_bytes_per_event": all_branches / n, "read_fraction": read / size,
+            "n_branches_read": len(branches), "n_branches_file": len(tree.keys())}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", required=True, choices=["read", "job", "coffea"])
+    p.add_argument("--file", required=True)
+    p.add_argument("--sample", required=True, help="fileset key the file is processed as")
+    p.add_argument("--nevts", type=int, default=None, help="sample nevts for the weight (default: entries)")
+    p.add_argument("--chunksize", type=int, default=200_000)
+    p.add_argument("--tree-name", default="Events")
+    p.add_argument("--ml-kind", default=None)
+    p.add_argument("--ml-models", nargs="*", default=[])
+    p.add_argument("--output", default=None, help="job mode: partial histogram file to write")
+    args = p.parse_args(argv)
+
+    from agc_ttbar.processing import branches_needed
+    from agc_ttbar.samples import split_sample_key, xsec_weight
+
+    process, variation = split_sample_key(args.sample)
+    with_ml = bool(args.ml_kind)
+    branches = branches_needed(variation, with_ml)
+    result = {"mode": args.mode, "file": args.file, "sample": args.sample, "ml": with_ml,
+              "chunksize": args.chunksize}
+
+    if args.mode == "read":
+        setup = time.process_time() - _T0_CPU
+        r = read_rate(args.file, branches, args.chunksize, args.tree_name)
+        result.update(r)
+        result.update(bytes_read(args.file, branches, args.tree_name))
+    elif args.mode == "job":
+        from agc_ttbar.processing import SampleInfo, process_file
+
+        scorer = None
+        if with_ml:
+            from agc_ttbar.ml.inference import AssignmentScorer
+
+            scorer = AssignmentScorer.from_config(args.ml_kind, args.ml_models, max_n_jets=6, nthread=1)
+        import uproot
+
+        with uproot.open(args.file) as f:
+            n = f[args.tree_name].num_entries
+        nevts = args.nevts or n
+        info = SampleInfo.from_key(args.sample, xsec_weight(process, nevts), nevts)
+        setup = time.process_time() - _T0_CPU
+        c0, w0 = time.process_time(), time.perf_counter()
+        hists, meta = process_file(args.file, info, tree_name=args.tree_name, chunksize=args.chunksize,
+                                   scorer=scorer, log=lambda msg: None)
+        if args.output:
+            hists.save(args.output, meta)
+        result.update({"entries": meta["entries"], "cpu_s": time.process_time() - c0,
+                       "wall_s": time.perf_counter() - w0, "in_job_read_s": meta["timing"]["read_s"],
+                       "cutflow": meta["cutflow"]["steps"]})
+        if scorer is not None:
+            st = scorer.stats.as_dict()
+            result["ml_stats"] = st
+    else:
+        from coffea_baseline import run_baseline
+
+        import uproot
+
+        with uproot.open(args.file) as f:
+            n = f[args.tree_name].num_entries
+        setup = time.process_time() - _T0_CPU
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = run_baseline(args.file, args.sample, args.nevts or n, args.chunksize, args.tree_name)
+        result.update({"entries": n, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0,
+                       "coffea_nevents": sum(out["nevents"].values())})
+    result["setup_cpu_s"] = setup
+    result["rate_per_core"] = result["entries"] / result["cpu_s"] if result["cpu_s"] > 0 else None
+    result["peak_rss_mb"] = _rss_mb()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+# Jet-parton assignment ML (spec §6): training events -> models (xgboost BDT / torch MLP) or the
+# published AGC BDTs -> metrics -> plots. The per-file jobs (processing.smk) take the models of
+# config ml.model via ml_models(). With use_inference: false this file defines no rule.
+
+if config["use_inference"]:
+    ML = config["ml"]
+    #: model kinds with metrics and plots: the one used for inference first, then the comparisons
+    ML_KINDS = list(dict.fromkeys([ML["model"]] + list(ML["compare_models"])))
+
+    _missing = [s for s in ML["training_samples"] if s not in SAMPLE_KEYS]
+    if _missing:
+        raise ValueError(f"config ml.training_samples {_missing} are not in config samples "
+                         f"({', '.join(SAMPLE_KEYS)}): the training reads their files from the fileset")
+
+    def ml_training_files(wildcards=None):
+        """Input files of the training samples when the workflow makes them (mock dataset)."""
+        if config["dataset"] != "mock":
+            return []
+        return [layout.mock_file(R, s, i) for s in ML["training_samples"] for i in file_indices(s)]
+
+    def ml_train_params(kind):
+        if kind == "bdt":
+            b = ML["bdt"]
+            return (f"--num-boost-round {b['num_boost_round']} --max-depth {b['max_depth']} "
+                    f"--learning-rate {b['learning_rate']} --min-child-weight {b['min_child_weight']}")
+        t = ML["torch"]
+        return (f"--hidden {' '.join(str(h) for h in t['hidden'])} --epochs {t['epochs']} "
+                f"--batch-size {t['batch_size']} --learning-rate {t['learning_rate']}")
+
+    rule ml_training_data:
+        input:
+            fileset=layout.fileset(R),
+            files=ml_training_files(),
+        output:
+            layout.ml_training_data(R),
+        params:
+            samples=" ".join(ML["training_samples"]),
+            max_events=ML["max_train_events"],
+            tree=config["tree_name"],
+            chunksize=config["processing"]["chunksize"],
+        log:
+            layout.log(R, "ml_training_data"),
+        benchmark:
+            layout.benchmark(R, "ml_training_data")
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        shell:
+            "{PY} workflow_scripts/ml_training_data.py --fileset {input.fileset} "
+            "--samples {params.samples} --output {output} --max-per-parity {params.max_events} "
+            "--tree-name {params.tree} --chunksize {params.chunksize} > {log} 2>&1"
+
+    if "bdt" in ML_KINDS:
+
+        rule ml_train_bdt:
+            input:
+                data=layout.ml_training_data(R),
+            output:
+                models=layout.ml_models(R, config, "bdt"),
+                metrics=layout.ml_metrics(R, "bdt"),
+                validation=layout.ml_validation(R, "bdt"),
+            params:
+                hyper=ml_train_params("bdt"),
+                seed=ML["seed"],
+                max_n_jets=ML["max_n_jets"],
+            log:
+                layout.log(R, "ml_train_bdt"),
+            benchmark:
+                layout.benchmark(R, "ml_train_bdt")
+            threads: ML["threads"]
+            resources:
+                mem_mb=4000,
+                runtime=120,
+            shell:
+                "{PY} workflow_scripts/ml_train.py --kind bdt --data {input.data} "
+                "--models {output.models} --metrics {output.metrics} --validation {output.validation} "
+                "--threads {threads} --seed {params.seed} --max-n-jets {params.max_n_jets} "
+                "{params.hyper} > {log} 2>&1"
+
+    if "torch" in ML_KINDS:
+
+        rule ml_train_torch:
+            input:
+                data=layout.ml_training_data(R),
+            output:
+                models=layout.ml_models(R, config, "torch"),
+                metrics=layout.ml_metrics(R, "torch"),
+                validation=layout.ml_validation(R, "torch"),
+            params:
+                hyper=ml_train_params("torch"),
+                seed=ML["seed"],
+                max_n_jets=ML["max_n_jets"],
+            log:
+                layout.log(R, "ml_train_torch"),
+            benchmark:
+                layout.benchmark(R, "ml_train_torch")
+            threads: ML["threads"]
+            resources:
+                mem_mb=4000,
+                runtime=120,
+            shell:
+                "{PY} workflow_scripts/ml_train.py --kind torch --data {input.data} "
+                "--models {output.models} --metrics {output.metrics} --validation {output.validation} "
+                "--threads {threads} --seed {params.seed} --max-n-jets {params.max_n_jets} "
+                "{params.hyper} > {log} 2>&1"
+
+    if "published" in ML_KINDS:
+
+        rule ml_evaluate_published:
+            input:
+                data=layout.ml_training_data(R),
+                models=layout.ml_models(R, config, "published"),
+            output:
+                metrics=layout.ml_metrics(R, "published"),
+                validation=layout.ml_validation(R, "published"),
+            params:
+                max_n_jets=ML["max_n_jets"],
+            log:
+                layout.log(R, "ml_evaluate_published"),
+            benchmark:
+                layout.benchmark(R, "ml_evaluate_published")
+            threads: ML["threads"]
+            resources:
+                mem_mb=4000,
+                runtime=60,
+            shell:
+                "{PY} workflow_scripts/ml_evaluate.py --kind published --models {input.models} "
+                "--data {input.data} --metrics {output.metrics} --validation {output.validation} "
+                "--threads {threads} --max-n-jets {params.max_n_jets} > {log} 2>&1"
+
+    rule ml_plots:
+        input:
+            metrics=[layout.ml_metrics(R, k) for k in ML_KINDS],
+            validation=[layout.ml_validation(R, k) for k in ML_KINDS],
+            histograms_ml=layout.histograms_ml(R),
+        output:
+            layout.ml_plots_done(R),
+        params:
+            metrics=" ".join(f"{k}={layout.ml_metrics(R, k)}" for k in ML_KINDS),
+            validation=" ".join(f"{k}={layout.ml_validation(R, k)}" for k in ML_KINDS),
+            formats=" ".join(config["plots"]["formats"]),
+        log:
+            layout.log(R, "ml_plots"),
+        benchmark:
+            layout.benchmark(R, "ml_plots")
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=15,
+        shell:
+            "{PY} workflow_scripts/ml_plots.py --metrics {params.metrics} "
+            "--validation {params.validation} --histograms-ml {input.histograms_ml} "
+            "--output {output} --formats {params.formats} > {log} 2>&1"

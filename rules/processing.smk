@@ -1,0 +1,124 @@
+# Processing stage (spec §2-4, §6.3, §7): per-file jobs -> exact partial histograms, per-sample merge,
+# histograms.root / histograms_ml.root, cutflow, and the optional validation against an AGC reference.
+
+
+def _ml_args(wildcards, input):
+    """Scorer arguments of the per-file job; empty without ML (the ML branches are then not read)."""
+    if not config["use_inference"]:
+        return ""
+    return (f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
+            f"--max-n-jets {config['ml']['max_n_jets']}")
+
+
+def _input_arg(wildcards, input):
+    """Read the local copy (mock or staged file) when the workflow made one."""
+    return f"--input {input.data[0]}" if input.data else ""
+
+
+rule process_file:
+    input:
+        fileset=layout.fileset(R),
+        data=input_file,
+        models=ml_models(),
+    output:
+        layout.partial(R, "{sample}", "{index}"),
+    params:
+        ml=_ml_args,
+        data=_input_arg,
+        chunksize=config["processing"]["chunksize"],
+        seed=config["processing"]["pt_res_seed"],
+        mismatch=config["processing"]["nevts_mismatch"],
+        tree=config["tree_name"],
+        remote=f"--remote-timeout {config['processing']['remote_timeout_s']} "
+        f"--remote-retries {config['processing']['remote_retries']}",
+    log:
+        layout.log(R, "process_file", "{sample}_{index}"),
+    benchmark:
+        layout.benchmark(R, "process_file", "{sample}_{index}")
+    threads: 1
+    resources:
+        mem_mb=config["processing"]["mem_mb"],
+        runtime=60,
+    shell:
+        "{PY} workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
+        "--index {wildcards.index} --output {output} {params.data} --tree-name {params.tree} "
+        "--chunksize {params.chunksize} --pt-res-seed {params.seed} --nevts-mismatch {params.mismatch} "
+        "{params.ml} --nthread {threads} {params.remote} > {log} 2>&1"
+
+
+rule merge_sample:
+    input:
+        partial_histograms,
+    output:
+        layout.merged(R, "{sample}"),
+    log:
+        layout.log(R, "merge_sample", "{sample}"),
+    benchmark:
+        layout.benchmark(R, "merge_sample", "{sample}")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PY} workflow_scripts/merge_sample.py --sample {wildcards.sample} --inputs {input} "
+        "--output {output} > {log} 2>&1"
+
+
+rule write_histograms:
+    input:
+        [layout.merged(R, s) for s in SAMPLE_KEYS],
+    output:
+        [layout.histograms(R)] + ([layout.histograms_ml(R)] if config["use_inference"] else []),
+    params:
+        ml=f"--output-ml {layout.histograms_ml(R)}" if config["use_inference"] else "",
+    log:
+        layout.log(R, "write_histograms"),
+    benchmark:
+        layout.benchmark(R, "write_histograms")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PY} workflow_scripts/write_histograms.py --inputs {input} --output {output[0]} {params.ml} "
+        "> {log} 2>&1"
+
+
+rule cutflow:
+    input:
+        [layout.merged(R, s) for s in SAMPLE_KEYS],
+    output:
+        json=layout.cutflow(R),
+        table=layout.cutflow_table(R),
+    log:
+        layout.log(R, "cutflow"),
+    benchmark:
+        layout.benchmark(R, "cutflow")
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{PY} workflow_scripts/cutflow.py --inputs {input} --output {output.json} --table {output.table} "
+        "> {log} 2>&1"
+
+
+if config["validation"]["reference"]:
+
+    rule validate:
+        input:
+            histos=layout.histograms(R),
+            reference=config["validation"]["reference"],
+        output:
+            layout.validation_report(R),
+        log:
+            layout.log(R, "validate"),
+        benchmark:
+            layout.benchmark(R, "validate")
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=5,
+        shell:
+            "{PY} workflow_scripts/validate.py --histos {input.histos} --reference {input.reference} "
+            "--output {output} > {log} 2>&1"

@@ -1,0 +1,61 @@
+# ServiceX delivery (config servicex.enabled, spec §8.3): one job submits the AGC skim of every input
+# file (one ServiceX sample per file) and writes an input list pointing at the delivered files
+# (tree "servicex", nevts of the original files). The fileset rule reads that list (inputs_list()),
+# and the per-file jobs stay the ones of the original list: FILE_COUNTS comes from the original list
+# at parse time, so `snakemake -n` shows the whole DAG before anything is delivered.
+
+
+def _servicex_sources():
+    """Files the delivery reads that the workflow makes itself (the mock dataset)."""
+    if config["dataset"] != "mock":
+        return []
+    return [layout.mock_file(R, s, i) for s in SAMPLE_KEYS for i in file_indices(s)]
+
+
+def _servicex_args():
+    sx = config["servicex"]
+    args = [f"--delivery {sx['delivery']}", f"--cache-dir {layout.servicex_cache(R)}"]
+    if sx["config_path"]:
+        args.append(f"--config-path '{sx['config_path']}'")
+    if sx["backend"]:
+        args.append(f"--backend '{sx['backend']}'")
+    if sx["ignore_cache"]:
+        args.append("--ignore-cache")
+    if config["use_inference"]:
+        args.append("--use-inference")
+    if config["input_from_eos"]:
+        args.append("--input-from-eos")
+    if config["xcache"]:
+        args.append(f"--xcache '{config['xcache']}'")
+    args += [f"--rewrite '{r['from']}' '{r['to']}'" for r in config["prefix_rewrites"]]
+    return " ".join(args)
+
+
+if config["servicex"]["enabled"]:
+
+    rule servicex_deliver:
+        input:
+            inputs=original_inputs_list(),
+            sources=_servicex_sources(),
+            sx_config=[config["servicex"]["config_path"]] if config["servicex"]["config_path"] else [],
+        output:
+            layout.servicex_inputs(R),
+        params:
+            samples=" ".join(SAMPLE_KEYS),
+            n=config["n_files_max_per_sample"],
+            tree=config["tree_name"],
+            timeout=config["processing"]["remote_timeout_s"],
+            retries=config["processing"]["remote_retries"],
+            args=_servicex_args(),
+        log:
+            layout.log(R, "servicex_deliver"),
+        benchmark:
+            layout.benchmark(R, "servicex_deliver")
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=240,
+        shell:
+            "{PY} workflow_scripts/servicex_deliver.py --inputs {input.inputs} --output {output} "
+            "--samples {params.samples} --n-files-max {params.n} --tree {params.tree} "
+            "--timeout {params.timeout} --retries {params.retries} {params.args} > {log} 2>&1"

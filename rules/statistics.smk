@@ -1,0 +1,170 @@
+# Statistical model and inference (spec §5): cabinetry config -> templates + workspace.json -> MLE fit
+# (Asimov, ranking, goodness of fit) -> fit_results.json -> plots and the HTML summary of the report.
+# With use_inference: workspace_ml.json (7 channels) and post-fit ML plots from the main fit.
+
+import json as _json
+
+from agc_ttbar.config import config_hash as _config_hash
+
+STAT = config["statistics"]
+PLOT_FORMATS = list(config["plots"]["formats"])
+# The report shows one format per figure: PNG when made, else SVG, else PDF.
+_REPORT_EXT = next(fmt for fmt in ("png", "svg", "pdf") if fmt in PLOT_FORMATS)
+# Provenance hash: every setting that can change the fit (plots and validation cannot).
+_STAT_CONFIG_HASH = _config_hash(config, [k for k in sorted(config) if k not in ("plots", "validation")])
+
+
+report: "../report/workflow.rst"
+
+
+rule stat_config:
+    output:
+        layout.cabinetry_config(R),
+    params:
+        samples=" ".join(SAMPLE_KEYS),
+        histograms=layout.histograms(R),
+        folder=layout.stat_templates(R),
+    log:
+        layout.log(R, "stat_config"),
+    benchmark:
+        layout.benchmark(R, "stat_config")
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{PY} workflow_scripts/stat_config.py --samples {params.samples} "
+        "--histograms {params.histograms} --histogram-folder {params.folder} --output {output} "
+        "> {log} 2>&1"
+
+
+rule workspace:
+    input:
+        config=layout.cabinetry_config(R),
+        histograms=layout.histograms(R),
+    output:
+        workspace=layout.workspace(R),
+        templates=directory(layout.stat_templates(R)),
+    log:
+        layout.log(R, "workspace"),
+    benchmark:
+        layout.benchmark(R, "workspace")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{PY} workflow_scripts/build_workspace.py --cabinetry-config {input.config} "
+        "--output {output.workspace} > {log} 2>&1"
+
+
+rule fit:
+    input:
+        layout.workspace(R),
+    output:
+        results=layout.fit_results(R),
+        provenance=layout.fit_provenance(R),
+    params:
+        strategy="null" if STAT["fit_strategy"] is None else STAT["fit_strategy"],
+        retry=STAT["retry_strategy"],
+        flags=" ".join(flag for flag, on in (("--no-asimov", not STAT["asimov"]),
+                                             ("--no-ranking", not STAT["ranking"]),
+                                             ("--no-gof", not STAT["goodness_of_fit"])) if on),
+        config_hash=_STAT_CONFIG_HASH,
+    log:
+        layout.log(R, "fit"),
+    benchmark:
+        layout.benchmark(R, "fit")
+    threads: STAT["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "{PY} workflow_scripts/fit.py --workspace {input} --output {output.results} "
+        "--provenance {output.provenance} --strategy {params.strategy} "
+        "--retry-strategy {params.retry} --threads {threads} --config-hash {params.config_hash} "
+        "{params.flags} > {log} 2>&1"
+
+
+if config["use_inference"]:
+
+    rule ml_workspace:
+        input:
+            layout.histograms_ml(R),
+        output:
+            workspace=layout.workspace_ml(R),
+            config=layout.cabinetry_config_ml(R),
+            templates=directory(layout.stat_templates_ml(R)),
+        params:
+            samples=" ".join(SAMPLE_KEYS),
+        log:
+            layout.log(R, "ml_workspace"),
+        benchmark:
+            layout.benchmark(R, "ml_workspace")
+        threads: 1
+        resources:
+            mem_mb=1500,
+            runtime=15,
+        shell:
+            "{PY} workflow_scripts/ml_workspace.py --samples {params.samples} "
+            "--histograms-ml {input} --histogram-folder {output.templates} "
+            "--config-output {output.config} --output {output.workspace} > {log} 2>&1"
+
+    _ML_PLOT_INPUT = {"workspace_ml": layout.workspace_ml(R), "config_ml": layout.cabinetry_config_ml(R),
+                      "templates_ml": layout.stat_templates_ml(R)}
+    _ML_PLOT_ARGS = "--workspace-ml {input.workspace_ml} --cabinetry-config-ml {input.config_ml}"
+    _ML_PLOT_OUTPUT = {"ml": report(directory(layout.stat_plots_dir(R, "ml")),
+                                    patterns=["{name}." + _REPORT_EXT],
+                                    caption="../report/captions/ml_data_mc.rst", category="5 ML validation")}
+else:
+    _ML_PLOT_INPUT, _ML_PLOT_ARGS, _ML_PLOT_OUTPUT = {}, "", {}
+
+
+rule stat_plots:
+    input:
+        workspace=layout.workspace(R),
+        fit=layout.fit_results(R),
+        config=layout.cabinetry_config(R),
+        templates=layout.stat_templates(R),
+        **_ML_PLOT_INPUT,
+    output:
+        index=layout.stat_plots_done(R),
+        summary=report(layout.stat_summary(R), caption="../report/captions/summary.rst",
+                       category="1 Result"),
+        data_mc=report(directory(layout.stat_plots_dir(R, "data_mc")), patterns=["{name}." + _REPORT_EXT],
+                       caption="../report/captions/data_mc.rst", category="2 Data and prediction"),
+        fit=report(directory(layout.stat_plots_dir(R, "fit")), patterns=["{name}." + _REPORT_EXT],
+                   caption="../report/captions/fit.rst", category="3 Fit"),
+        templates=report(directory(layout.stat_plots_dir(R, "templates")),
+                         patterns=["{name}." + _REPORT_EXT], caption="../report/captions/templates.rst",
+                         category="4 Systematic templates"),
+        **_ML_PLOT_OUTPUT,
+    params:
+        formats=" ".join(PLOT_FORMATS),
+        outdir=os.path.dirname(layout.stat_plots_done(R)),
+    log:
+        layout.log(R, "stat_plots"),
+    benchmark:
+        layout.benchmark(R, "stat_plots")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "{PY} workflow_scripts/stat_plots.py --workspace {input.workspace} --fit-results {input.fit} "
+        "--cabinetry-config {input.config} " + _ML_PLOT_ARGS + " --outdir {params.outdir} "
+        "--formats {params.formats} --summary {output.summary} --index {output.index} > {log} 2>&1"
+
+
+def _print_fit_result():
+    """The reference's closing line, from fit_results.json, at the end of a successful run."""
+    path = layout.fit_results(R)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        poi = _json.load(f)["poi"]
+    print(f"fit result for {poi['name']}: {poi['value']:.3f} +/- {poi['uncertainty']:.3f}  ({path})")
+
+
+onsuccess:
+    _print_fit_result()

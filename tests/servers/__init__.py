@@ -1,0 +1,1 @@
+"""Real servers on loopback for integration tests: XRootD, nginx, moto (S3) and a ServiceX stand-in."""

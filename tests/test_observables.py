@@ -1,0 +1,77 @@
+"""H_T and m_bjj (spec §3.1) on hand-made jets, checked against `vector` four-vector sums."""
+
+import itertools
+
+import numpy as np
+import vector
+
+from agc_ttbar.observables import ht, m_bjj, trijet_combinations
+
+
+def _vec(pt, eta, phi, m):
+    return vector.obj(pt=pt, eta=eta, phi=phi, mass=m)
+
+
+def test_ht_sums_every_jet_per_event():
+    pt = np.array([100, 80, 60, 40, 31, 50, 40, 35, 30.5, 30.25, 30.125], dtype=np.float64)
+    counts = np.array([5, 0, 6])
+    assert ht(pt, counts).tolist() == [311.0, 0.0, 50 + 40 + 35 + 30.5 + 30.25 + 30.125]
+
+
+def test_combinations_in_index_order():
+    i, j, k, n = trijet_combinations(np.array([4, 3, 0, 5]))
+    assert n.tolist() == [4, 1, 0, 10]
+    first = list(zip(i[:4], j[:4], k[:4]))
+    assert first == [(0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)]
+    assert (i[4], j[4], k[4]) == (4, 5, 6)
+    assert list(zip(i[5:], j[5:], k[5:])) == [tuple(7 + x for x in c) for c in itertools.combinations(range(5), 3)]
+
+
+def test_highest_pt_trijet_without_btag_is_skipped():
+    # jets 0,1,2 (untagged) form the highest-pT trijet; the best candidate with a b-tag uses jet 3
+    pt = np.array([200.0, 180.0, 150.0, 40.0])
+    eta = np.array([0.1, -0.3, 0.5, 1.2])
+    phi = np.array([0.0, 0.4, -0.3, 2.8])
+    mass = np.array([12.0, 10.0, 8.0, 5.0])
+    btag = np.array([0.1, 0.3, 0.5, 0.9])   # 0.5 is not a b-tag
+    jets = [_vec(*x) for x in zip(pt, eta, phi, mass)]
+    cands = []
+    for c in itertools.combinations(range(4), 3):
+        p4 = jets[c[0]] + jets[c[1]] + jets[c[2]]
+        cands.append((c, p4.pt, p4.mass, max(btag[list(c)]) > 0.5))
+    top = max(cands, key=lambda c: c[1])
+    assert top[0] == (0, 1, 2) and not top[3]
+    best = max((c for c in cands if c[3]), key=lambda c: c[1])
+    got = m_bjj(pt, eta, phi, mass, btag, np.array([4]))
+    assert np.isclose(got[0], best[2], rtol=1e-12)
+    assert not np.isclose(got[0], top[2], rtol=1e-3)
+
+
+def test_m_bjj_several_events_and_no_candidate():
+    rng = np.random.default_rng(4)
+    counts = np.array([4, 7, 3, 5])
+    n = counts.sum()
+    pt = rng.uniform(30, 300, n)
+    eta = rng.uniform(-2.4, 2.4, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    mass = rng.uniform(2, 30, n)
+    btag = rng.uniform(0, 1, n)
+    btag[7:7 + 3] = 0.2  # third event (3 jets) has no b-tag -> NaN
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    btag[starts[2]:starts[3]] = 0.2
+    got = m_bjj(pt, eta, phi, mass, btag, counts)
+    for e in range(4):
+        s = slice(starts[e], starts[e + 1])
+        jets = [_vec(*x) for x in zip(pt[s], eta[s], phi[s], mass[s])]
+        b = btag[s]
+        best = None
+        for c in itertools.combinations(range(counts[e]), 3):
+            if max(b[list(c)]) <= 0.5:
+                continue
+            p4 = jets[c[0]] + jets[c[1]] + jets[c[2]]
+            if best is None or p4.pt > best[0]:
+                best = (p4.pt, p4.mass)
+        if best is None:
+            assert np.isnan(got[e])
+        else:
+            assert np.isclose(got[e], best[1], rtol=1e-12)

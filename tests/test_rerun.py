@@ -1,0 +1,126 @@
+"""Killing the submitting snakemake mid-run, then rerunning: completed per-file jobs are kept.
+
+The submitter is killed with SIGKILL together with its job processes (as when a login node or an
+ssh session dies). The rerun needs `snakemake --unlock` (the lock of the dead process is left
+behind); profiles/default sets rerun-incomplete, so jobs that were running are redone from scratch
+and every job that had completed is neither rerun nor touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scaleout_helpers import copy_workflow, require_workflow, snakemake_env, write_config
+
+pytestmark = pytest.mark.slow
+
+PER_FILE_RULE = "process_file"
+SAMPLES = 9
+FILES_PER_SAMPLE = 3
+N_PER_FILE = SAMPLES * FILES_PER_SAMPLE
+CONFIG = {
+    "mock": {"files_per_sample": FILES_PER_SAMPLE, "events_per_file": 3000,
+             "events_per_file_overrides": {}},
+    "use_inference": False,
+}
+
+
+
+def _completed(work: pathlib.Path, outputs: list[str]) -> set[str]:
+    """Outputs that exist and that snakemake no longer marks incomplete (job finished and recorded)."""
+    marker_dir = work / ".snakemake" / "incomplete"
+    done = set()
+    for rel in outputs:
+        marker = marker_dir / base64.urlsafe_b64encode(rel.encode()).decode()
+        if (work / rel).exists() and not marker.exists():
+            done.add(rel)
+    return done
+
+
+def _job_counts(log: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake log: rule -> number of jobs to run."""
+    table = log.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def test_killed_run_resumes_without_redoing_completed_per_file_jobs(tmp_path):
+    require_workflow()
+    from agc_ttbar import layout
+
+    work = write_config(copy_workflow(tmp_path / "wf"), CONFIG)
+    env = snakemake_env()
+    # Up to histograms.root: every per-file job and the merges (the statistics add nothing here).
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", layout.histograms("results")]
+    outputs = [layout.partial("results", f"{s}", i) for s in _sample_keys(work)
+               for i in range(FILES_PER_SAMPLE)]
+    assert len(outputs) == N_PER_FILE
+
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(_completed(work, outputs)) >= 4:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, ("the first run ended before it could be killed:\n"
+                                     + (tmp_path / "first.log").read_text()[-3000:])
+        os.killpg(proc.pid, signal.SIGKILL)  # snakemake and every job it started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    done = _completed(work, outputs)
+    assert 4 <= len(done) < N_PER_FILE, len(done)
+    before = {rel: (work / rel).stat().st_mtime_ns for rel in done}
+    benchmarks = {}
+    for rel in done:
+        sample, index = pathlib.Path(rel).parent.name, pathlib.Path(rel).stem
+        bench = work / layout.benchmark("results", PER_FILE_RULE, f"{sample}_{index}")
+        benchmarks[bench] = bench.stat().st_mtime_ns
+
+    # The dead process's lock stays behind: unlock, then rerun the same command.
+    unlock = subprocess.run(cmd + ["--unlock"], cwd=work, env=env, capture_output=True, text=True)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    t0 = time.monotonic()
+    rerun = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+    print(f"\nkilled after {len(done)}/{N_PER_FILE} per-file jobs; rerun took "
+          f"{time.monotonic() - t0:.0f} s")
+    assert rerun.returncode == 0, rerun.stderr[-6000:]
+
+    counts = _job_counts(rerun.stderr)
+    print("rerun job counts:", counts)
+    assert counts.get(PER_FILE_RULE) == N_PER_FILE - len(done), counts
+    for rel, mtime in before.items():
+        assert (work / rel).stat().st_mtime_ns == mtime, f"{rel} was rewritten by the rerun"
+    for bench, mtime in benchmarks.items():
+        assert bench.stat().st_mtime_ns == mtime, f"{bench.name}: the completed job ran again"
+    assert (work / layout.histograms("results")).is_file()
+    assert len(_completed(work, outputs)) == N_PER_FILE
+
+    # A third run has nothing left to do.
+    again = subprocess.run(cmd + ["-n"], cwd=work, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def _sample_keys(work: pathlib.Path) -> list[str]:
+    from agc_ttbar.config import load_config
+
+    return list(load_config(str(work / "config.yaml"), CONFIG)["samples"])

@@ -1,0 +1,28 @@
+"""Cutflow per sample (events after each cut, raw and weighted): JSON and a markdown table."""
+
+import argparse
+import sys
+
+from agc_ttbar import cutflow
+from agc_ttbar.histograms import HistogramSet
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--inputs", nargs="+", required=True, help="merged histogram files, one per sample")
+    p.add_argument("--output", required=True, help="cutflow JSON")
+    p.add_argument("--table", required=True, help="markdown table")
+    args = p.parse_args(argv)
+
+    entries = []
+    for path in args.inputs:
+        _, meta = HistogramSet.load(path)
+        entries.append(cutflow.sample_entry(meta["sample"], meta["cutflow"], meta["weight"],
+                                            meta["nevts_total"], meta.get("n_files", 1)))
+    cutflow.write(entries, args.output, args.table)
+    sys.stdout.write(cutflow.markdown_table(entries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Generate one synthetic NanoAOD file of the embedded AGC dataset (one sample, one file index)."""
+
+import argparse
+import os
+import sys
+
+from agc_ttbar.mock.generator import MockConfigError, generate_events, sample_code
+from agc_ttbar.mock.writer import parse_compression, write_file
+from agc_ttbar.samples import SAMPLES, sample_key
+
+
+def main(argv=None) -> int:
+    known = [sample_key(p, v) for p, v in SAMPLES]
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--sample", required=True, help=f"fileset key, one of: {', '.join(known)}")
+    p.add_argument("--index", required=True, type=int, help="file index within the sample (0-based)")
+    p.add_argument("--events", required=True, type=int, help="entries to write (events passing the filter)")
+    p.add_argument("--seed", required=True, type=int, help="master seed of the dataset")
+    p.add_argument("--output", required=True, help="ROOT file to write")
+    p.add_argument("--compression", default="ZLIB:4", help="ALGORITHM:LEVEL (ZLIB, LZMA, LZ4, ZSTD)")
+    p.add_argument("--muon-tight-fraction", type=float, default=0.0,
+                   help="probability that a prompt muon has Muon_tightId=True (real 2015 files: 0)")
+    p.add_argument("--full-layout", action="store_true", help="also write the other ~900 real NanoAOD branches")
+    args = p.parse_args(argv)
+
+    if args.sample not in known:
+        print(f"ERROR: unknown sample {args.sample!r}; known samples: {', '.join(known)}", file=sys.stderr)
+        return 2
+    if args.events < 0 or args.index < 0 or args.seed < 0:
+        print(f"ERROR: --events, --index and --seed must be >= 0 (got {args.events}, {args.index}, {args.seed})",
+              file=sys.stderr)
+        return 2
+    try:
+        parse_compression(args.compression)
+        gen = generate_events(args.sample, args.index, args.events, args.seed, args.muon_tight_fraction)
+    except (MockConfigError, ValueError) as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 2
+    import time
+
+    t0 = time.perf_counter()
+    write_file(args.output, gen, args.compression, args.full_layout,
+               seed_seq=[args.seed, sample_code(args.sample), args.index, 2])
+    t_write = time.perf_counter() - t0
+    size = os.path.getsize(args.output)
+    total = gen.seconds + t_write
+    print(f"{args.sample} file {args.index:05d}: {gen.n_kept} events written, nevts (pre-filter) {gen.nevts}, "
+          f"{gen.n_class} generated in the generation class, filter efficiency "
+          f"{gen.n_kept / max(gen.nevts, 1):.3g}")
+    print(f"generation {gen.seconds:.2f} s ({gen.n_class / max(gen.seconds, 1e-9):,.0f} generated events/s, "
+          f"{gen.n_kept / max(gen.seconds, 1e-9):,.0f} written events/s), writing {t_write:.2f} s, "
+          f"total {gen.n_kept / max(total, 1e-9):,.0f} events/s; {size / 1e6:.2f} MB "
+          f"({size / max(gen.n_kept, 1):.0f} bytes/event, {args.compression})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

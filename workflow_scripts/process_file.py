@@ -1,0 +1,69 @@
+"""Per-file job: one input file of the fileset -> exact partial histograms + cutflow (.npz)."""
+
+import argparse
+import json
+import sys
+
+from agc_ttbar.io import InputFileError
+from agc_ttbar.processing import SampleInfo, process_file
+from agc_ttbar.remote import RemoteOptions
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--fileset", required=True, help="fileset JSON of the fileset rule")
+    p.add_argument("--sample", required=True, help="fileset key {process}__{variation}")
+    p.add_argument("--index", required=True, type=int, help="index of the file within the sample")
+    p.add_argument("--output", required=True, help="partial histogram file (.npz) to write")
+    p.add_argument("--input", default=None,
+                   help="local copy to read instead of the fileset path (mock or staged file)")
+    p.add_argument("--tree-name", default="Events")
+    p.add_argument("--chunksize", type=int, default=200_000)
+    p.add_argument("--pt-res-seed", type=int, default=0)
+    p.add_argument("--nevts-mismatch", choices=["warn", "fail"], default="warn")
+    p.add_argument("--ml-kind", default=None, help="scorer kind (bdt, torch, published); omit for no ML")
+    p.add_argument("--ml-models", nargs="*", default=[], help="model files (even, odd)")
+    p.add_argument("--max-n-jets", type=int, default=6)
+    p.add_argument("--nthread", type=int, default=1)
+    p.add_argument("--remote-timeout", type=float, default=60, help="timeout of one remote read (s)")
+    p.add_argument("--remote-retries", type=int, default=3, help="attempts per remote open/read")
+    args = p.parse_args(argv)
+
+    with open(args.fileset) as f:
+        fileset = json.load(f)
+    info = SampleInfo.from_fileset(fileset, args.sample)
+    files = fileset[args.sample]["files"]
+    if not 0 <= args.index < len(files):
+        print(f"ERROR: sample {args.sample} has {len(files)} file(s); no index {args.index}", file=sys.stderr)
+        return 1
+    entry = files[args.index]
+    # ServiceX-delivered (skimmed) files hold fewer entries than nevts and name their own tree.
+    expected = None if entry.get("skimmed") else entry.get("nentries", entry.get("nevts"))
+    tree_name = entry.get("tree_name", args.tree_name)
+
+    scorer = None
+    if args.ml_kind:
+        from agc_ttbar.ml.inference import AssignmentScorer
+
+        try:
+            scorer = AssignmentScorer.from_config(args.ml_kind, args.ml_models, max_n_jets=args.max_n_jets,
+                                                  nthread=args.nthread)
+        except (OSError, ValueError) as err:
+            print(f"ERROR: {err}", file=sys.stderr)
+            return 1
+    try:
+        hists, meta = process_file(args.input or entry["path"], info, tree_name=tree_name, chunksize=args.chunksize,
+                                   pt_res_seed=args.pt_res_seed, scorer=scorer, expected_entries=expected,
+                                   nevts_mismatch=args.nevts_mismatch,
+                                   remote_options=RemoteOptions(args.remote_timeout, args.remote_retries))
+    except InputFileError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
+    meta["index"] = args.index
+    meta["fileset_path"] = entry["path"]
+    hists.save(args.output, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
