@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: analysis test venv dryrun rulegraph clean bench report
 
-$(STAMP): envs/requirements.txt pyproject.toml
+$(STAMP): envs/requirements.txt envs/requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r envs/requirements.txt
+	$(BIN)/python -m pip install -q -r envs/requirements.txt -r envs/requirements-test.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -17,6 +17,12 @@ named ``{region}_{process}[_{variation}]`` and ``{region}_pseudodata``, as
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import os
+import threading
+import types
+import uuid
 from typing import Iterable
 
 import hist
@@ -72,9 +78,44 @@ def channel_templates(hset: HistogramSet, channels: Iterable[str], offset: float
     return out
 
 
+#: Date written into every ROOT key and directory (uproot writes the current time otherwise):
+#: SOURCE_DATE_EPOCH when set (the reproducible-builds convention), else 2000-01-01 00:00:00 UTC.
+_FIXED_DATE_EPOCH = 946684800
+_UPROOT_PATCH_LOCK = threading.Lock()
+
+
+class _FixedDatetime(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", _FIXED_DATE_EPOCH))
+        return cls.fromtimestamp(epoch, tz or datetime.timezone.utc).replace(tzinfo=tz)
+
+
+@contextlib.contextmanager
+def _reproducible_uproot_dates():
+    """While writing, uproot's "now" is a fixed date, so equal histograms give equal bytes."""
+    from uproot.writing import _cascade, writable
+
+    shim = types.SimpleNamespace(datetime=_FixedDatetime)
+    modules = [m for m in (_cascade, writable) if hasattr(m, "datetime")]  # uproot 5 internals
+    with _UPROOT_PATCH_LOCK:
+        saved = [m.datetime for m in modules]
+        for m in modules:
+            m.datetime = shim
+        try:
+            yield
+        finally:
+            for m, original in zip(modules, saved):
+                m.datetime = original
+
+
 def _write(path: str, templates: dict[str, hist.Hist]) -> list[str]:
-    with atomic_path(path) as tmp:
-        with uproot.recreate(tmp) as f:
+    """Write ``templates`` to ``path`` atomically and reproducibly: no date, a UUID derived from the
+    file name, and the file handed to uproot as an object (else the random temporary name would be
+    stored as the TFile name)."""
+    file_uuid = uuid.uuid5(uuid.NAMESPACE_URL, "agc_ttbar/" + os.path.basename(path))
+    with atomic_path(path) as tmp, _reproducible_uproot_dates():
+        with open(tmp, "wb+") as fh, uproot.recreate(fh, uuid_function=lambda: file_uuid) as f:
             for key in sorted(templates):
                 f[key] = templates[key]
     return sorted(templates)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
@@ -138,14 +139,15 @@ def describe_error(err: BaseException) -> str:
             break
         chain.append(nxt)
     text = " ".join(f"{type(e).__name__} {e}".lower() for e in chain)
-    if isinstance(err, FileNotFoundError) or "not found" in text or "no such file" in text or "404" in text:
+    if isinstance(err, FileNotFoundError) or "no such file" in text or "not found" in text:
         return "file not found on the server"
-    if isinstance(err, (PermissionError,)) or "permission denied" in text or "403" in text or "401" in text:
+    if isinstance(err, PermissionError) or "permission denied" in text or re.search(r"\b(401|403) ", text):
         return "access denied by the server"
+    if ("refused" in text or "connection error" in text or "cannot connect" in text
+            or "connect call failed" in text):
+        return "connection refused (server unreachable)"
     if isinstance(err, TimeoutError) or "timeout" in text or "timed out" in text or "expired" in text:
         return "timed out (server not answering)"
-    if "refused" in text or "connection error" in text or "cannot connect" in text or "connect call failed" in text:
-        return "connection refused (server unreachable)"
     if "name or service not known" in text or "nodename nor servname" in text or "resolve" in text:
         return "host name not resolvable"
     return "read error"

@@ -7,7 +7,6 @@ from agc_ttbar.samples import split_sample_key
 
 R = config["results_dir"]
 SAMPLE_KEYS = list(config["samples"])
-PY = "python"  # the interpreter of the environment snakemake runs in (venv, conda env, container)
 
 wildcard_constraints:
     sample=r"[A-Za-z0-9_]+__[A-Za-z0-9_]+",
@@ -22,7 +21,7 @@ def original_inputs_list():
 
 
 def inputs_list():
-    """Path of the input list the fileset rule reads: the ServiceX-delivered list (a workflow
+    """Path of the input list that the fileset stage reads: the ServiceX-delivered list (a workflow
     output, rules/servicex.smk) with servicex.enabled, else the configured one."""
     if config["servicex"]["enabled"]:
         return layout.servicex_inputs(R)
@@ -67,7 +66,7 @@ def ml_models():
 
 
 def final_outputs():
-    """Targets of `rule all`: histograms, fit results, plots and (optionally) ML and validation."""
+    """Targets of the default target: histograms, fit results, plots and (optionally) ML and validation."""
     out = [layout.histograms(R), layout.cutflow(R), layout.fit_results(R), layout.stat_plots_done(R)]
     if config["use_inference"]:
         out += [layout.histograms_ml(R), layout.workspace_ml(R), layout.ml_plots_done(R)]
@@ -84,3 +83,74 @@ def input_file(wildcards):
     if config["staging"]["enabled"]:
         return [layout.staged_file(R, config["staging"]["dir"], wildcards.sample, wildcards.index)]
     return []
+
+
+# ---- Parameters and inputs of the stage files in rules/ (which hold only rules) ----
+
+# Embedded dataset (mock.smk, servicex.smk)
+
+def mock_events(sample):
+    """Entries per file of a sample: the per-sample override, else events_per_file."""
+    return config["mock"]["events_per_file_overrides"].get(sample, config["mock"]["events_per_file"])
+
+
+def mock_files(wildcards=None):
+    """Every mock file the workflow uses (the first n_files_max_per_sample of each sample)."""
+    return [layout.mock_file(R, s, i) for s in SAMPLE_KEYS for i in file_indices(s)]
+
+
+# Processing (processing.smk)
+
+def ml_job_args(wildcards, input):
+    """Scorer arguments of the per-file job; empty without ML (the ML branches are then not read)."""
+    if not config["use_inference"]:
+        return ""
+    return (f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
+            f"--max-n-jets {config['ml']['max_n_jets']}")
+
+
+def input_file_arg(wildcards, input):
+    """Read the local copy (mock or staged file) when the workflow made one."""
+    return f"--input {input.data[0]}" if input.data else ""
+
+
+# ServiceX (servicex.smk)
+
+def servicex_args():
+    """Command-line options of the ServiceX delivery script from the config."""
+    sx = config["servicex"]
+    args = [f"--delivery {sx['delivery']}", f"--cache-dir {layout.servicex_cache(R)}"]
+    if sx["config_path"]:
+        args.append(f"--config-path '{sx['config_path']}'")
+    if sx["backend"]:
+        args.append(f"--backend '{sx['backend']}'")
+    if sx["ignore_cache"]:
+        args.append("--ignore-cache")
+    if config["use_inference"]:
+        args.append("--use-inference")
+    if config["input_from_eos"]:
+        args.append("--input-from-eos")
+    if config["xcache"]:
+        args.append(f"--xcache '{config['xcache']}'")
+    args += [f"--rewrite '{r['from']}' '{r['to']}'" for r in config["prefix_rewrites"]]
+    return " ".join(args)
+
+
+# ML (ml.smk)
+
+def ml_training_files(wildcards=None):
+    """Input files of the training samples when the workflow makes them (mock dataset)."""
+    if config["dataset"] != "mock":
+        return []
+    return [layout.mock_file(R, s, i) for s in config["ml"]["training_samples"] for i in file_indices(s)]
+
+
+def ml_train_params(kind):
+    """Command-line hyperparameters of the training script for one model kind."""
+    if kind == "bdt":
+        b = config["ml"]["bdt"]
+        return (f"--num-boost-round {b['num_boost_round']} --max-depth {b['max_depth']} "
+                f"--learning-rate {b['learning_rate']} --min-child-weight {b['min_child_weight']}")
+    t = config["ml"]["torch"]
+    return (f"--hidden {' '.join(str(h) for h in t['hidden'])} --epochs {t['epochs']} "
+            f"--batch-size {t['batch_size']} --learning-rate {t['learning_rate']}")

@@ -23,6 +23,6 @@ rule fileset:
         mem_mb=500,
         runtime=5,
     shell:
-        "{PY} workflow_scripts/fileset.py --inputs {input.inputs} --output {output} "
+        "python workflow_scripts/fileset.py --inputs {input.inputs} --output {output} "
         "--samples {params.samples} --n-files-max {params.n} {params.eos} {params.xcache} "
         "{params.rewrites} > {log} 2>&1"

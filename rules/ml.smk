@@ -12,21 +12,6 @@ if config["use_inference"]:
         raise ValueError(f"config ml.training_samples {_missing} are not in config samples "
                          f"({', '.join(SAMPLE_KEYS)}): the training reads their files from the fileset")
 
-    def ml_training_files(wildcards=None):
-        """Input files of the training samples when the workflow makes them (mock dataset)."""
-        if config["dataset"] != "mock":
-            return []
-        return [layout.mock_file(R, s, i) for s in ML["training_samples"] for i in file_indices(s)]
-
-    def ml_train_params(kind):
-        if kind == "bdt":
-            b = ML["bdt"]
-            return (f"--num-boost-round {b['num_boost_round']} --max-depth {b['max_depth']} "
-                    f"--learning-rate {b['learning_rate']} --min-child-weight {b['min_child_weight']}")
-        t = ML["torch"]
-        return (f"--hidden {' '.join(str(h) for h in t['hidden'])} --epochs {t['epochs']} "
-                f"--batch-size {t['batch_size']} --learning-rate {t['learning_rate']}")
-
     rule ml_training_data:
         input:
             fileset=layout.fileset(R),
@@ -47,7 +32,7 @@ if config["use_inference"]:
             mem_mb=4000,
             runtime=60,
         shell:
-            "{PY} workflow_scripts/ml_training_data.py --fileset {input.fileset} "
+            "python workflow_scripts/ml_training_data.py --fileset {input.fileset} "
             "--samples {params.samples} --output {output} --max-per-parity {params.max_events} "
             "--tree-name {params.tree} --chunksize {params.chunksize} > {log} 2>&1"
 
@@ -73,7 +58,7 @@ if config["use_inference"]:
                 mem_mb=4000,
                 runtime=120,
             shell:
-                "{PY} workflow_scripts/ml_train.py --kind bdt --data {input.data} "
+                "python workflow_scripts/ml_train.py --kind bdt --data {input.data} "
                 "--models {output.models} --metrics {output.metrics} --validation {output.validation} "
                 "--threads {threads} --seed {params.seed} --max-n-jets {params.max_n_jets} "
                 "{params.hyper} > {log} 2>&1"
@@ -100,7 +85,7 @@ if config["use_inference"]:
                 mem_mb=4000,
                 runtime=120,
             shell:
-                "{PY} workflow_scripts/ml_train.py --kind torch --data {input.data} "
+                "python workflow_scripts/ml_train.py --kind torch --data {input.data} "
                 "--models {output.models} --metrics {output.metrics} --validation {output.validation} "
                 "--threads {threads} --seed {params.seed} --max-n-jets {params.max_n_jets} "
                 "{params.hyper} > {log} 2>&1"
@@ -125,7 +110,7 @@ if config["use_inference"]:
                 mem_mb=4000,
                 runtime=60,
             shell:
-                "{PY} workflow_scripts/ml_evaluate.py --kind published --models {input.models} "
+                "python workflow_scripts/ml_evaluate.py --kind published --models {input.models} "
                 "--data {input.data} --metrics {output.metrics} --validation {output.validation} "
                 "--threads {threads} --max-n-jets {params.max_n_jets} > {log} 2>&1"
 
@@ -149,6 +134,6 @@ if config["use_inference"]:
             mem_mb=2000,
             runtime=15,
         shell:
-            "{PY} workflow_scripts/ml_plots.py --metrics {params.metrics} "
+            "python workflow_scripts/ml_plots.py --metrics {params.metrics} "
             "--validation {params.validation} --histograms-ml {input.histograms_ml} "
             "--output {output} --formats {params.formats} > {log} 2>&1"

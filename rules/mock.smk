@@ -2,16 +2,6 @@
 # AGC nanoaod_inputs.json format (spec §1.4). Runs first in the default DAG (dataset: mock).
 
 
-def mock_events(sample):
-    """Entries per file of a sample: the per-sample override, else events_per_file."""
-    return config["mock"]["events_per_file_overrides"].get(sample, config["mock"]["events_per_file"])
-
-
-def mock_files(wildcards=None):
-    """Every mock file the workflow uses (the first n_files_max_per_sample of each sample)."""
-    return [layout.mock_file(R, s, i) for s in SAMPLE_KEYS for i in file_indices(s)]
-
-
 rule generate_mock_file:
     output:
         layout.mock_file(R, "{sample}", "{index}"),
@@ -30,7 +20,7 @@ rule generate_mock_file:
         mem_mb=3000 if config["mock"]["full_layout"] else 1200,
         runtime=15,
     shell:
-        "{PY} workflow_scripts/generate_mock.py --sample {wildcards.sample} --index {wildcards.index} "
+        "python workflow_scripts/generate_mock.py --sample {wildcards.sample} --index {wildcards.index} "
         "--events {params.events} --seed {params.seed} --compression {params.compression} "
         "--muon-tight-fraction {params.muon} {params.full} --output {output} > {log} 2>&1"
 
@@ -41,8 +31,6 @@ rule mock_inputs:
     output:
         layout.mock_inputs(R),
     params:
-        samples=" ".join(SAMPLE_KEYS),
-        n=lambda wildcards: max(FILE_COUNTS.values()),
         tree=config["tree_name"],
     log:
         layout.log(R, "mock_inputs"),
@@ -53,5 +41,5 @@ rule mock_inputs:
         mem_mb=500,
         runtime=5,
     shell:
-        "{PY} workflow_scripts/mock_inputs.py --results {R} --samples {params.samples} "
-        "--files-per-sample {params.n} --tree {params.tree} --output {output} > {log} 2>&1"
+        "python workflow_scripts/mock_inputs.py --files {input} --tree {params.tree} --output {output} "
+        "> {log} 2>&1"

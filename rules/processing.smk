@@ -2,19 +2,6 @@
 # histograms.root / histograms_ml.root, cutflow, and the optional validation against an AGC reference.
 
 
-def _ml_args(wildcards, input):
-    """Scorer arguments of the per-file job; empty without ML (the ML branches are then not read)."""
-    if not config["use_inference"]:
-        return ""
-    return (f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
-            f"--max-n-jets {config['ml']['max_n_jets']}")
-
-
-def _input_arg(wildcards, input):
-    """Read the local copy (mock or staged file) when the workflow made one."""
-    return f"--input {input.data[0]}" if input.data else ""
-
-
 rule process_file:
     input:
         fileset=layout.fileset(R),
@@ -23,8 +10,8 @@ rule process_file:
     output:
         layout.partial(R, "{sample}", "{index}"),
     params:
-        ml=_ml_args,
-        data=_input_arg,
+        ml=ml_job_args,
+        data=input_file_arg,
         chunksize=config["processing"]["chunksize"],
         seed=config["processing"]["pt_res_seed"],
         mismatch=config["processing"]["nevts_mismatch"],
@@ -40,7 +27,7 @@ rule process_file:
         mem_mb=config["processing"]["mem_mb"],
         runtime=60,
     shell:
-        "{PY} workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
+        "python workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
         "--index {wildcards.index} --output {output} {params.data} --tree-name {params.tree} "
         "--chunksize {params.chunksize} --pt-res-seed {params.seed} --nevts-mismatch {params.mismatch} "
         "{params.ml} --nthread {threads} {params.remote} > {log} 2>&1"
@@ -60,7 +47,7 @@ rule merge_sample:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PY} workflow_scripts/merge_sample.py --sample {wildcards.sample} --inputs {input} "
+        "python workflow_scripts/merge_sample.py --sample {wildcards.sample} --inputs {input} "
         "--output {output} > {log} 2>&1"
 
 
@@ -68,7 +55,8 @@ rule write_histograms:
     input:
         [layout.merged(R, s) for s in SAMPLE_KEYS],
     output:
-        [layout.histograms(R)] + ([layout.histograms_ml(R)] if config["use_inference"] else []),
+        main=layout.histograms(R),
+        ml=[layout.histograms_ml(R)] if config["use_inference"] else [],
     params:
         ml=f"--output-ml {layout.histograms_ml(R)}" if config["use_inference"] else "",
     log:
@@ -80,7 +68,7 @@ rule write_histograms:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PY} workflow_scripts/write_histograms.py --inputs {input} --output {output[0]} {params.ml} "
+        "python workflow_scripts/write_histograms.py --inputs {input} --output {output.main} {params.ml} "
         "> {log} 2>&1"
 
 
@@ -99,7 +87,7 @@ rule cutflow:
         mem_mb=500,
         runtime=5,
     shell:
-        "{PY} workflow_scripts/cutflow.py --inputs {input} --output {output.json} --table {output.table} "
+        "python workflow_scripts/cutflow.py --inputs {input} --output {output.json} --table {output.table} "
         "> {log} 2>&1"
 
 
@@ -120,5 +108,5 @@ if config["validation"]["reference"]:
             mem_mb=500,
             runtime=5,
         shell:
-            "{PY} workflow_scripts/validate.py --histos {input.histos} --reference {input.reference} "
+            "python workflow_scripts/validate.py --histos {input.histos} --reference {input.reference} "
             "--output {output} > {log} 2>&1"

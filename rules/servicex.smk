@@ -5,30 +5,6 @@
 # at parse time, so `snakemake -n` shows the whole DAG before anything is delivered.
 
 
-def _servicex_sources():
-    """Files the delivery reads that the workflow makes itself (the mock dataset)."""
-    if config["dataset"] != "mock":
-        return []
-    return [layout.mock_file(R, s, i) for s in SAMPLE_KEYS for i in file_indices(s)]
-
-
-def _servicex_args():
-    sx = config["servicex"]
-    args = [f"--delivery {sx['delivery']}", f"--cache-dir {layout.servicex_cache(R)}"]
-    if sx["config_path"]:
-        args.append(f"--config-path '{sx['config_path']}'")
-    if sx["backend"]:
-        args.append(f"--backend '{sx['backend']}'")
-    if sx["ignore_cache"]:
-        args.append("--ignore-cache")
-    if config["use_inference"]:
-        args.append("--use-inference")
-    if config["input_from_eos"]:
-        args.append("--input-from-eos")
-    if config["xcache"]:
-        args.append(f"--xcache '{config['xcache']}'")
-    args += [f"--rewrite '{r['from']}' '{r['to']}'" for r in config["prefix_rewrites"]]
-    return " ".join(args)
 
 
 if config["servicex"]["enabled"]:
@@ -36,7 +12,7 @@ if config["servicex"]["enabled"]:
     rule servicex_deliver:
         input:
             inputs=original_inputs_list(),
-            sources=_servicex_sources(),
+            sources=mock_files(),
             sx_config=[config["servicex"]["config_path"]] if config["servicex"]["config_path"] else [],
         output:
             layout.servicex_inputs(R),
@@ -46,7 +22,7 @@ if config["servicex"]["enabled"]:
             tree=config["tree_name"],
             timeout=config["processing"]["remote_timeout_s"],
             retries=config["processing"]["remote_retries"],
-            args=_servicex_args(),
+            args=servicex_args(),
         log:
             layout.log(R, "servicex_deliver"),
         benchmark:
@@ -56,6 +32,6 @@ if config["servicex"]["enabled"]:
             mem_mb=1000,
             runtime=240,
         shell:
-            "{PY} workflow_scripts/servicex_deliver.py --inputs {input.inputs} --output {output} "
+            "python workflow_scripts/servicex_deliver.py --inputs {input.inputs} --output {output} "
             "--samples {params.samples} --n-files-max {params.n} --tree {params.tree} "
             "--timeout {params.timeout} --retries {params.retries} {params.args} > {log} 2>&1"

@@ -23,6 +23,6 @@ if config["staging"]["enabled"]:
             mem_mb=500,
             runtime=60,
         shell:
-            "{PY} workflow_scripts/stage_file.py --fileset {input.fileset} --sample {wildcards.sample} "
+            "python workflow_scripts/stage_file.py --fileset {input.fileset} --sample {wildcards.sample} "
             "--index {wildcards.index} --output {output} --tree {params.tree} "
             "--timeout {params.timeout} --retries {params.retries} > {log} 2>&1"

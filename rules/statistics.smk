@@ -2,16 +2,21 @@
 # (Asimov, ranking, goodness of fit) -> fit_results.json -> plots and the HTML summary of the report.
 # With use_inference: workspace_ml.json (7 channels) and post-fit ML plots from the main fit.
 
-import json as _json
-
 from agc_ttbar.config import config_hash as _config_hash
+from agc_ttbar.statistics.results import print_result_line as _print_result_line
 
 STAT = config["statistics"]
 PLOT_FORMATS = list(config["plots"]["formats"])
 # The report shows one format per figure: PNG when made, else SVG, else PDF.
 _REPORT_EXT = next(fmt for fmt in ("png", "svg", "pdf") if fmt in PLOT_FORMATS)
-# Provenance hash: every setting that can change the fit (plots and validation cannot).
-_STAT_CONFIG_HASH = _config_hash(config, [k for k in sorted(config) if k not in ("plots", "validation")])
+_REPORT_PATTERNS = [f"{{name}}.{_REPORT_EXT}"]
+# Provenance hash: every setting that can change the fit. Plots and validation cannot, nor can where
+# results go and how jobs run (chunk size, memory, remote timeouts): the histograms are exact, so
+# fit_results.json stays bitwise identical across those (tests/test_reliability_workflow.py).
+_EXECUTION_ONLY = {"processing": ("chunksize", "mem_mb", "remote_timeout_s", "remote_retries")}
+_STAT_CONFIG_HASH = _config_hash(
+    {k: ({kk: vv for kk, vv in v.items() if kk not in _EXECUTION_ONLY.get(k, ())} if isinstance(v, dict) else v)
+     for k, v in config.items() if k not in ("plots", "validation", "results_dir", "staging")})
 
 
 report: "../report/workflow.rst"
@@ -33,7 +38,7 @@ rule stat_config:
         mem_mb=500,
         runtime=5,
     shell:
-        "{PY} workflow_scripts/stat_config.py --samples {params.samples} "
+        "python workflow_scripts/stat_config.py --samples {params.samples} "
         "--histograms {params.histograms} --histogram-folder {params.folder} --output {output} "
         "> {log} 2>&1"
 
@@ -54,7 +59,7 @@ rule workspace:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{PY} workflow_scripts/build_workspace.py --cabinetry-config {input.config} "
+        "python workflow_scripts/build_workspace.py --cabinetry-config {input.config} "
         "--output {output.workspace} > {log} 2>&1"
 
 
@@ -69,7 +74,8 @@ rule fit:
         retry=STAT["retry_strategy"],
         flags=" ".join(flag for flag, on in (("--no-asimov", not STAT["asimov"]),
                                              ("--no-ranking", not STAT["ranking"]),
-                                             ("--no-gof", not STAT["goodness_of_fit"])) if on),
+                                             ("--no-gof", not STAT["goodness_of_fit"]),
+                                             ("--no-minos", not STAT["minos_poi"])) if on),
         config_hash=_STAT_CONFIG_HASH,
     log:
         layout.log(R, "fit"),
@@ -80,7 +86,7 @@ rule fit:
         mem_mb=2000,
         runtime=60,
     shell:
-        "{PY} workflow_scripts/fit.py --workspace {input} --output {output.results} "
+        "python workflow_scripts/fit.py --workspace {input} --output {output.results} "
         "--provenance {output.provenance} --strategy {params.strategy} "
         "--retry-strategy {params.retry} --threads {threads} --config-hash {params.config_hash} "
         "{params.flags} > {log} 2>&1"
@@ -106,15 +112,16 @@ if config["use_inference"]:
             mem_mb=1500,
             runtime=15,
         shell:
-            "{PY} workflow_scripts/ml_workspace.py --samples {params.samples} "
+            "python workflow_scripts/ml_workspace.py --samples {params.samples} "
             "--histograms-ml {input} --histogram-folder {output.templates} "
             "--config-output {output.config} --output {output.workspace} > {log} 2>&1"
 
     _ML_PLOT_INPUT = {"workspace_ml": layout.workspace_ml(R), "config_ml": layout.cabinetry_config_ml(R),
                       "templates_ml": layout.stat_templates_ml(R)}
-    _ML_PLOT_ARGS = "--workspace-ml {input.workspace_ml} --cabinetry-config-ml {input.config_ml}"
+    _ML_PLOT_ARGS = (f"--workspace-ml {layout.workspace_ml(R)} "
+                     f"--cabinetry-config-ml {layout.cabinetry_config_ml(R)}")
     _ML_PLOT_OUTPUT = {"ml": report(directory(layout.stat_plots_dir(R, "ml")),
-                                    patterns=["{name}." + _REPORT_EXT],
+                                    patterns=_REPORT_PATTERNS,
                                     caption="../report/captions/ml_data_mc.rst", category="5 ML validation")}
 else:
     _ML_PLOT_INPUT, _ML_PLOT_ARGS, _ML_PLOT_OUTPUT = {}, "", {}
@@ -131,17 +138,17 @@ rule stat_plots:
         index=layout.stat_plots_done(R),
         summary=report(layout.stat_summary(R), caption="../report/captions/summary.rst",
                        category="1 Result"),
-        data_mc=report(directory(layout.stat_plots_dir(R, "data_mc")), patterns=["{name}." + _REPORT_EXT],
+        data_mc=report(directory(layout.stat_plots_dir(R, "data_mc")), patterns=_REPORT_PATTERNS,
                        caption="../report/captions/data_mc.rst", category="2 Data and prediction"),
-        fit=report(directory(layout.stat_plots_dir(R, "fit")), patterns=["{name}." + _REPORT_EXT],
+        fit=report(directory(layout.stat_plots_dir(R, "fit")), patterns=_REPORT_PATTERNS,
                    caption="../report/captions/fit.rst", category="3 Fit"),
         templates=report(directory(layout.stat_plots_dir(R, "templates")),
-                         patterns=["{name}." + _REPORT_EXT], caption="../report/captions/templates.rst",
+                         patterns=_REPORT_PATTERNS, caption="../report/captions/templates.rst",
                          category="4 Systematic templates"),
         **_ML_PLOT_OUTPUT,
     params:
         formats=" ".join(PLOT_FORMATS),
-        outdir=os.path.dirname(layout.stat_plots_done(R)),
+        ml=_ML_PLOT_ARGS,
     log:
         layout.log(R, "stat_plots"),
     benchmark:
@@ -151,20 +158,11 @@ rule stat_plots:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{PY} workflow_scripts/stat_plots.py --workspace {input.workspace} --fit-results {input.fit} "
-        "--cabinetry-config {input.config} " + _ML_PLOT_ARGS + " --outdir {params.outdir} "
+        "python workflow_scripts/stat_plots.py --workspace {input.workspace} --fit-results {input.fit} "
+        "--cabinetry-config {input.config} {params.ml} "
         "--formats {params.formats} --summary {output.summary} --index {output.index} > {log} 2>&1"
 
 
-def _print_fit_result():
-    """The reference's closing line, from fit_results.json, at the end of a successful run."""
-    path = layout.fit_results(R)
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        poi = _json.load(f)["poi"]
-    print(f"fit result for {poi['name']}: {poi['value']:.3f} +/- {poi['uncertainty']:.3f}  ({path})")
-
-
+# The reference's closing line, `fit result for ttbar_norm: X +/- Y`, read from fit_results.json.
 onsuccess:
-    _print_fit_result()
+    _print_result_line(layout.fit_results(R))

@@ -73,7 +73,9 @@ do_setup() {
     need_root
     command -v debootstrap >/dev/null || {
         log "installing debootstrap"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1 || {
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+        } || die "cannot install debootstrap"
     }
     mkdir -p "$(dirname "$ROOT")"
     if [ ! -e "$ROOT/.agc-debootstrap-done" ]; then
@@ -167,7 +169,8 @@ mount_binds() {
     local p rel parent
     while read -r p; do
         case "$p" in /|/proc*|/sys*|/dev*|/etc*|/usr*|/var*|/bin*|/lib*|/sbin*)
-            die "refusing to bind system path $p into the chroot";;
+            die "refusing to bind system path $p into the chroot (jobs need a Python outside /usr:" \
+                "a venv of a pyenv/conda/python.org interpreter; set AGC_CONDOR_PYTHON)";;
         esac
         if ! is_mounted "$ROOT$p"; then
             mkdir -p "$ROOT$p"
@@ -229,12 +232,13 @@ do_start() {
     home=$(in_root sh -c "getent passwd $SUBMIT_USER | cut -d: -f6")
     host=$(in_root condor_config_val FULL_HOSTNAME)
     tokdir="$ROOT$home/.condor/tokens.d"
-    if [ ! -s "$tokdir/agc" ]; then
+    if [ ! -s "$tokdir/agc-$host" ]; then   # one token per host name (a cached chroot may move)
         mkdir -p "$tokdir"
+        rm -f "$tokdir"/agc*
         in_root condor_token_create -identity "$SUBMIT_USER@$host" > "$tokdir/agc.tmp"
-        mv "$tokdir/agc.tmp" "$tokdir/agc"
+        mv "$tokdir/agc.tmp" "$tokdir/agc-$host"
         in_root chown -R "$SUBMIT_USER:$SUBMIT_USER" "$home/.condor"
-        chmod 700 "$tokdir"; chmod 600 "$tokdir/agc"
+        chmod 700 "$tokdir"; chmod 600 "$tokdir/agc-$host"
     fi
     log "pool up in $((SECONDS - t0)) s: $(echo $slots)"
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import pathlib
@@ -132,6 +133,7 @@ def snakemake_env(extra_path: list[str] | None = None) -> dict:
     return env
 
 
+@functools.lru_cache(maxsize=1)
 def workflow_parses() -> tuple[bool, str]:
     """Whether the full workflow parses (the other stages' rule files may still be missing)."""
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "all", "--cores", "1"],
@@ -163,8 +165,21 @@ def histogram_contents(path: pathlib.Path) -> dict:
     return out
 
 
+# Per-job measurements in the metadata of partial/merged histogram files: they describe the run,
+# not the result, and differ between any two runs.
+RUN_MEASUREMENTS = {"peak_rss_mb_max", "peak_rss_mb", "process_s", "timing"}
+
+
 def npz_contents(path: pathlib.Path) -> dict:
+    """Arrays of a HistogramSet .npz as (dtype, shape, bytes); the JSON metadata without timings."""
     import numpy as np
 
+    out = {}
     with np.load(path, allow_pickle=False) as data:
-        return {k: (data[k].dtype.str, data[k].shape, data[k].tobytes()) for k in data.files}
+        for key in data.files:
+            if key == "__metadata__":
+                meta = json.loads(data[key].tobytes())
+                out[key] = {k: v for k, v in meta.items() if k not in RUN_MEASUREMENTS}
+            else:
+                out[key] = (data[key].dtype.str, data[key].shape, data[key].tobytes())
+    return out

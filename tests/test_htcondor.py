@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from scaleout_helpers import (IN_CI, REPO, cached_venv, copy_workflow, histogram_contents,
+from scaleout_helpers import (REPO, cached_venv, copy_workflow, histogram_contents,
                               npz_contents, require_workflow, requirement_lines, skip_or_fail,
                               snakemake_env, write_config)
 
@@ -75,13 +75,17 @@ def submit_python():
 
 
 @pytest.fixture(scope="module")
-def pool(submit_python):
+def pool(request):
     reason = _debootstrap_possible()
     if reason:
         skip_or_fail(reason)
     require_workflow()
+    submit_python = request.getfixturevalue("submit_python")
     env = dict(os.environ, AGC_CONDOR_PYTHON=str(submit_python))
     t0 = time.monotonic()
+    built = _pool("setup", env=env, check=False)  # debootstrap + minicondor, cached after the first run
+    if built.returncode != 0:
+        skip_or_fail(f"cannot build the HTCondor chroot (debootstrap/apt):\n{built.stderr[-2000:]}")
     proc = _pool("start", env=env)
     setup_s = time.monotonic() - t0
     print(f"\nhtcondor pool up in {setup_s:.1f} s\n{proc.stderr}")
@@ -144,7 +148,9 @@ def condor_run(pool, submit_python):
     hist = _pool("root", "--", "condor_history", "-constraint", f'Iwd == "{inner}"',
                  "-af", "JobBatchName", "ExitCode", "RequestMemory", "RequestCpus", "JobStatus")
     rows = [line.split() for line in hist.stdout.splitlines() if line.strip()]
-    return {"host": host, "inner": inner, "log": proc.stderr, "history": rows, "wall": wall}
+    yield {"host": host, "inner": inner, "log": proc.stderr, "history": rows, "wall": wall}
+    if os.environ.get("AGC_CONDOR_KEEP") != "1":
+        shutil.rmtree(host, ignore_errors=True)
 
 
 def test_condor_history_shows_the_per_file_jobs(condor_run):

@@ -146,8 +146,8 @@ def test_runs_tree_event_numbers_and_determinism(files, tmp_path):
 def test_mock_inputs_and_fileset(files):
     tmp = str(files["tmp"])
     out = os.path.join(tmp, "inputs.json")
-    cmd = [sys.executable, os.path.join(ROOT, "workflow_scripts", "mock_inputs.py"), "--results", tmp,
-           "--samples", "ttbar__nominal", "wjets__nominal", "--files-per-sample", "1", "--output", out]
+    cmd = [sys.executable, os.path.join(ROOT, "workflow_scripts", "mock_inputs.py"), "--files",
+           layout.mock_file(tmp, "ttbar__nominal", 0), layout.mock_file(tmp, "wjets__nominal", 0), "--output", out]
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
     with open(out) as f:
         inputs = json.load(f)

@@ -25,10 +25,10 @@ pytestmark = pytest.mark.slow
 
 PER_FILE_RULE = "process_file"
 SAMPLES = 9
-FILES_PER_SAMPLE = 3
+FILES_PER_SAMPLE = 2
 N_PER_FILE = SAMPLES * FILES_PER_SAMPLE
 CONFIG = {
-    "mock": {"files_per_sample": FILES_PER_SAMPLE, "events_per_file": 3000,
+    "mock": {"files_per_sample": FILES_PER_SAMPLE, "events_per_file": 2000,
              "events_per_file_overrides": {}},
     "use_inference": False,
 }

@@ -6,7 +6,7 @@ import sys
 
 import cabinetry
 
-from agc_ttbar.statistics import MissingHistogramError
+from agc_ttbar.statistics.model import MissingHistogramError
 from agc_ttbar.statistics import workspace
 
 

@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-asimov", action="store_true")
     p.add_argument("--no-ranking", action="store_true")
     p.add_argument("--no-gof", action="store_true")
+    p.add_argument("--no-minos", action="store_true", help="skip the MINOS interval of the POI")
     p.add_argument("--threads", type=int, default=1, help="processes for the ranking refits")
     p.add_argument("--config-hash", default=None, help="hash of the workflow configuration")
     args = p.parse_args(argv)
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     try:
         doc, timings = fit.analyse(ws, poi=model.POI, strategy=strategy, retry_strategy=args.retry_strategy,
                                    asimov=not args.no_asimov, do_ranking=not args.no_ranking,
-                                   gof=not args.no_gof, processes=args.threads)
+                                   gof=not args.no_gof, processes=args.threads, minos_poi=not args.no_minos)
     except fit.FitFailedError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
@@ -72,9 +73,12 @@ def main(argv=None) -> int:
             print(f"NOTE: the first minimisation failed ({doc['attempts'][0].get('message')}); "
                   f"the retry with Minuit strategy {a['strategy_requested']} "
                   f"{'converged' if a['valid'] else 'failed'}")
-    if doc.get("asimov"):
-        a = doc["asimov"]["poi"]
-        print(f"expected (Asimov) result for {a['name']}: {a['value']:.3f} +/- {a['uncertainty']:.3f}")
+    for label, p_ in (("fit to data", doc["poi"]), ("expected (Asimov) result", (doc.get("asimov") or {}).get("poi"))):
+        if p_ is None:
+            continue
+        m = p_.get("minos")
+        print(f"{label} for {p_['name']}: {p_['value']:.3f} +/- {p_['uncertainty']:.3f} (Hesse)"
+              + (f", {m['down']:+.3f} / {m['up']:+.3f} (MINOS)" if m else ""))
     if doc.get("goodness_of_fit"):
         print(f"goodness of fit: p = {doc['goodness_of_fit']['p_value']}")
     print(f"timings: {', '.join(f'{k} {v:.1f} s' for k, v in timings.items())}")

@@ -5,7 +5,7 @@ import logging
 import sys
 
 from agc_ttbar.atomic import atomic_write_text
-from agc_ttbar.statistics import MissingHistogramError
+from agc_ttbar.statistics.model import MissingHistogramError
 from agc_ttbar.statistics import model, workspace
 
 

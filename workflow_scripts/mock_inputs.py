@@ -7,40 +7,36 @@ filter, from the file's ``Runs`` tree, so that xsec * lumi / nevts is the right 
 
 import argparse
 import json
+import os
 import sys
 
-from agc_ttbar import layout
 from agc_ttbar.atomic import atomic_write_text
 from agc_ttbar.mock.writer import read_counts
 from agc_ttbar.samples import split_sample_key
 
 
-def build_inputs(results: str, samples, files_per_sample: int, tree: str = "Events") -> dict:
+def build_inputs(paths, tree: str = "Events") -> dict:
+    """Input list of mock files laid out as ``.../mock/{sample}/{index}.root`` (agc_ttbar.layout)."""
     inputs: dict = {}
-    for key in samples:
+    for path in paths:
+        key = os.path.basename(os.path.dirname(path))
         process, variation = split_sample_key(key)
-        files = []
-        for i in range(files_per_sample):
-            path = layout.mock_file(results, key, i)
-            nevts, nentries = read_counts(path, tree)
-            files.append({"path": path, "nevts": nevts, "nentries": nentries})
-        inputs.setdefault(process, {})[variation] = {"nevts_total": sum(f["nevts"] for f in files), "files": files}
+        nevts, nentries = read_counts(path, tree)
+        sample = inputs.setdefault(process, {}).setdefault(variation, {"nevts_total": 0, "files": []})
+        sample["files"].append({"path": path, "nevts": nevts, "nentries": nentries})
+        sample["nevts_total"] += nevts
     return inputs
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--results", required=True, help="results folder holding mock/{sample}/{index}.root")
-    p.add_argument("--samples", nargs="+", required=True, help="fileset keys {process}__{variation}")
-    p.add_argument("--files-per-sample", type=int, required=True, help="files generated per sample")
+    p.add_argument("--files", nargs="+", required=True,
+                   help="mock files, mock/{sample}/{index}.root, in the order of the input list")
     p.add_argument("--tree", default="Events")
     p.add_argument("--output", required=True)
     args = p.parse_args(argv)
-    if args.files_per_sample < 1:
-        print(f"ERROR: --files-per-sample must be >= 1, got {args.files_per_sample}", file=sys.stderr)
-        return 2
     try:
-        inputs = build_inputs(args.results, args.samples, args.files_per_sample, args.tree)
+        inputs = build_inputs(args.files, args.tree)
     except (OSError, KeyError, ValueError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .results import result_line  # noqa: F401  (re-exported: the scripts print it)
+
 log = logging.getLogger(__name__)
 
 #: Packages whose versions go into the provenance block.
@@ -33,6 +35,7 @@ class FitOutcome:
 
     results: Any
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    minos: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def converged(self) -> bool:
@@ -63,8 +66,9 @@ def _fmin_record(minuit, strategy_requested) -> dict[str, Any]:
     }
 
 
-def _fit_once(model, data, strategy, *, init_pars=None, fix_pars=None, maxiter=None, tolerance=None):
-    """One MIGRAD+HESSE fit; returns (FitResults or None, attempt record)."""
+def _fit_once(model, data, strategy, *, init_pars=None, fix_pars=None, maxiter=None, tolerance=None,
+              minos: Sequence[str] = ()):
+    """One MIGRAD+HESSE fit (+ MINOS for ``minos``); returns (FitResults or None, record, minos dict)."""
     import pyhf
     from cabinetry.fit.results_containers import FitResults
 
@@ -81,30 +85,43 @@ def _fit_once(model, data, strategy, *, init_pars=None, fix_pars=None, maxiter=N
         record = _fmin_record(minuit, strategy) if minuit is not None else {
             "strategy_requested": strategy, "strategy": strategy, "valid": False}
         record["message"] = str(err).strip().splitlines()[0] if str(err).strip() else "FailedMinimization"
-        return None, record
+        return None, record, {}
     finally:
         pyhf.set_backend(pyhf.tensorlib, previous)
     record = _fmin_record(obj.minuit, strategy)
     record["message"] = "valid minimum"
+    minos_out = {}
+    for name in minos:
+        i = list(model.config.par_names).index(name)
+        try:
+            obj.minuit.minos(i)
+        except RuntimeError as err:  # iminuit refuses MINOS after an invalid HESSE
+            log.warning("MINOS for %s failed: %s", name, err)
+            continue
+        merr = obj.minuit.params[i].merror
+        if merr is not None:
+            minos_out[name] = (float(merr[0]), float(merr[1]))
     result = pyhf.tensorlib.to_numpy(result)
     bestfit = np.asarray(result[:, 0], dtype=float)
     uncertainty = np.where(obj.minuit.fixed, 0.0, np.asarray(result[:, 1], dtype=float))
     fit = FitResults(bestfit, uncertainty, list(model.config.par_names),
                      np.asarray(pyhf.tensorlib.to_numpy(corr), dtype=float), float(twice_nll))
-    return fit, record
+    return fit, record, minos_out
 
 
 def mle_fit(model, data, *, strategy: int | None = None, retry_strategy: int = 2, maxiter: int | None = None,
-            tolerance: float | None = None, init_pars=None, fix_pars=None, label: str = "fit") -> FitOutcome:
+            tolerance: float | None = None, init_pars=None, fix_pars=None, label: str = "fit",
+            minos: Sequence[str] = ()) -> FitOutcome:
     """MLE fit with ``strategy``; on a failed minimisation one retry with ``retry_strategy``.
 
-    Raises :class:`FitFailedError` when the retry fails too.
+    ``minos`` names parameters whose MINOS (profile-likelihood) interval is added. Raises
+    :class:`FitFailedError` when the retry fails too.
     """
     attempts = []
     for attempt, strat in enumerate((strategy, retry_strategy)):
         t0 = time.perf_counter()
-        fit, record = _fit_once(model, data, strat, init_pars=init_pars, fix_pars=fix_pars,
-                                maxiter=maxiter, tolerance=tolerance)
+        fit, record, minos_out = _fit_once(model, data, strat, init_pars=init_pars, fix_pars=fix_pars,
+                                           maxiter=maxiter, tolerance=tolerance, minos=minos)
         record["retry"] = attempt > 0
         attempts.append(record)
         dt = time.perf_counter() - t0
@@ -114,7 +131,7 @@ def mle_fit(model, data, *, strategy: int | None = None, retry_strategy: int = 2
             else:
                 log.info("%s: converged with Minuit strategy %s in %.2f s (EDM %.3g, %d calls)", label,
                          record["strategy"], dt, record["edm"], record["nfcn"])
-            return FitOutcome(fit, attempts)
+            return FitOutcome(fit, attempts, minos_out)
         log.warning("%s: minimisation FAILED with Minuit strategy %s: %s%s", label, strat,
                     record.get("message"), "" if attempt else f"; retrying once with strategy {retry_strategy}")
     raise FitFailedError(f"{label}: minimisation failed with strategy {strategy} and with retry strategy "
@@ -281,8 +298,11 @@ def _clean(x):
 def fit_summary(outcome: FitOutcome, poi: str) -> dict[str, Any]:
     r = outcome.results
     value, unc = outcome.poi(poi)
+    poi_doc = {"name": poi, "value": value, "uncertainty": unc}
+    if poi in outcome.minos:
+        poi_doc["minos"] = {"down": outcome.minos[poi][0], "up": outcome.minos[poi][1]}
     return {
-        "poi": {"name": poi, "value": value, "uncertainty": unc},
+        "poi": poi_doc,
         "converged": outcome.converged,
         "strategy": outcome.strategy,
         "retries": len(outcome.attempts) - 1,
@@ -297,28 +317,31 @@ def fit_summary(outcome: FitOutcome, poi: str) -> dict[str, Any]:
 
 
 def analyse(ws: dict[str, Any], *, poi: str, strategy: int | None = None, retry_strategy: int = 2,
-            asimov: bool = True, do_ranking: bool = True, gof: bool = True, processes: int = 1) -> tuple[dict[str, Any], dict[str, float]]:
+            asimov: bool = True, do_ranking: bool = True, gof: bool = True, processes: int = 1,
+            minos_poi: bool = True) -> tuple[dict[str, Any], dict[str, float]]:
     """Fit the workspace data (and Asimov, ranking, GoF). Returns (result dict, timings in s)."""
     import cabinetry
 
     timings: dict[str, float] = {}
     model, data = cabinetry.model_utils.model_and_data(ws)
     t = time.perf_counter()
-    outcome = mle_fit(model, data, strategy=strategy, retry_strategy=retry_strategy, label="fit to data")
+    minos = [poi] if minos_poi else []
+    outcome = mle_fit(model, data, strategy=strategy, retry_strategy=retry_strategy, label="fit to data",
+                      minos=minos)
     timings["fit"] = time.perf_counter() - t
     doc = fit_summary(outcome, poi)
     doc["model"] = {"channels": {c: int(model.config.channel_nbins[c]) for c in model.config.channels},
                     "samples": list(model.config.samples), "n_parameters": int(model.config.npars)}
-    doc["fit_settings"] = {"strategy": strategy, "retry_strategy": retry_strategy}
+    doc["fit_settings"] = {"strategy": strategy, "retry_strategy": retry_strategy, "minos": minos}
     if gof:
         doc["goodness_of_fit"] = goodness_of_fit(model, data, outcome.results.best_twice_nll)
     if asimov:
         t = time.perf_counter()
         asimov_data = cabinetry.model_utils.asimov_data(model)
-        a = mle_fit(model, asimov_data, strategy=strategy, retry_strategy=retry_strategy, label="Asimov fit")
+        a = mle_fit(model, asimov_data, strategy=strategy, retry_strategy=retry_strategy, label="Asimov fit",
+                    minos=minos)
         timings["asimov"] = time.perf_counter() - t
-        value, unc = a.poi(poi)
-        doc["asimov"] = {"poi": {"name": poi, "value": value, "uncertainty": unc}, "converged": a.converged,
+        doc["asimov"] = {"poi": fit_summary(a, poi)["poi"], "converged": a.converged,
                          "strategy": a.strategy, "retries": len(a.attempts) - 1, "attempts": a.attempts,
                          "parameters": [{"name": n, "value": float(v), "uncertainty": float(u)} for n, v, u in
                                         zip(a.results.labels, a.results.bestfit, a.results.uncertainty)]}
@@ -354,9 +377,3 @@ def fit_results_from_doc(doc: dict[str, Any]):
                       float(doc["best_twice_nll"]),
                       float(doc["goodness_of_fit"]["p_value"]) if doc.get("goodness_of_fit") and
                       doc["goodness_of_fit"]["p_value"] is not None else -1.0)
-
-
-def result_line(doc: dict[str, Any]) -> str:
-    """The reference's printed line: ``fit result for ttbar_norm: X +/- Y``."""
-    p = doc["poi"]
-    return f"fit result for {p['name']}: {p['value']:.3f} +/- {p['uncertainty']:.3f}"

@@ -55,7 +55,8 @@ def save(fig, base: str, formats: Sequence[str]) -> list[str]:
     out = []
     for fmt in formats:
         path = f"{base}.{fmt}"
-        with atomic_path(path) as tmp:
+        # a fixed salt makes SVG element ids reproducible (they are random otherwise)
+        with atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "agc-ttbar"}):
             fig.savefig(tmp, format=fmt, metadata=_METADATA.get(fmt), dpi=100)
         out.append(path)
     plt.close(fig)

@@ -13,10 +13,15 @@ def _num(x: float | None, fmt: str = ".3f") -> str:
 def summary_html(doc: dict[str, Any], yields: dict[str, Any]) -> str:
     """A self-contained HTML page: result line, expected result, fit quality, yield tables."""
     poi = doc["poi"]
-    rows = [("Measured " + poi["name"], f"{_num(poi['value'])} &plusmn; {_num(poi['uncertainty'])}")]
+    def with_minos(p):
+        text = f"{_num(p['value'])} &plusmn; {_num(p['uncertainty'])} (Hesse)"
+        if p.get("minos"):
+            text += f"; MINOS {p['minos']['down']:+.3f} / {p['minos']['up']:+.3f}"
+        return text
+
+    rows = [("Measured " + poi["name"], with_minos(poi))]
     if doc.get("asimov"):
-        a = doc["asimov"]["poi"]
-        rows.append(("Expected (Asimov, pre-fit)", f"{_num(a['value'])} &plusmn; {_num(a['uncertainty'])}"))
+        rows.append(("Expected (Asimov, pre-fit)", with_minos(doc["asimov"]["poi"])))
     rows.append(("Minimisation", ("converged" if doc["converged"] else "NOT converged")
                  + f", Minuit strategy {doc['strategy']}, {doc['retries']} retr{'y' if doc['retries'] == 1 else 'ies'}"))
     rows.append(("Minimum NLL", _num(doc["min_nll"], ".4f")))

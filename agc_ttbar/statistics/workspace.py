@@ -22,8 +22,9 @@ def build_templates(config: dict[str, Any], *, start: float | None = stat_model.
     """
     import cabinetry
 
-    stat_model.check_histograms(config)
-    cabinetry.templates.build(config, router=stat_model.template_router(config, start, factor))
+    with stat_model.HistogramReader() as reader:
+        stat_model.check_histograms(config, reader)
+        cabinetry.templates.build(config, router=stat_model.template_router(config, start, factor, reader))
     cabinetry.templates.postprocess(config)
 
 

@@ -111,7 +111,8 @@ def mock_run(base: pathlib.Path) -> dict:
             copy_workflow(workdir)
         require_workflow(workdir)
         cfg = dict(MOCK_CONFIG, results_dir="results_mock")
-        snakemake(workdir, cfg, [str(done.relative_to(workdir)), "results_mock/mock/nanoaod_inputs.json"])
+        snakemake(workdir, cfg, [str(done.relative_to(workdir)), "results_mock/mock/nanoaod_inputs.json",
+                                 "results_mock/cutflow.json"])
     return {"workdir": workdir, "inputs": results / "mock" / "nanoaod_inputs.json", "histograms": done}
 
 
