@@ -74,7 +74,10 @@ def read_chunk(tree: uproot.TTree, path: str, branches: list[str], entry_start: 
     """``tree.arrays(branches, ...)`` as a dict; a remote read is retried (bounded) and a final
     failure raises :class:`InputFileError` naming the URL and the cause."""
     def _read():
-        return tree.arrays(branches, entry_start=entry_start, entry_stop=entry_stop, how=dict)
+        # array_cache=None: uproot's default 100 MB cache would keep every chunk read so far, and
+        # memory would grow with the file size instead of staying bounded by the chunk size.
+        return tree.arrays(branches, entry_start=entry_start, entry_stop=entry_stop, how=dict,
+                           array_cache=None)
 
     if not is_remote(path):
         try:

@@ -32,6 +32,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process image: VmHWM (ru_maxrss would include the parent's peak, which
+    Linux carries over fork + exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
