@@ -67,6 +67,30 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return msg
 
 
+def _types(schema: dict) -> set:
+    t = schema.get("type", [])
+    return set([t] if isinstance(t, str) else t)
+
+
+def _coerce_strings(config: dict, schema: dict) -> None:
+    """Parse string values given where the schema wants another type, as YAML (in place).
+
+    ``snakemake --config use_inference=false mock='{files_per_sample: 1}'`` hands such values over
+    as strings; a value that still has the wrong type after parsing is left for the validator.
+    """
+    for name, sub in schema.get("properties", {}).items():
+        if name not in config:
+            continue
+        value, wanted = config[name], _types(sub)
+        if isinstance(value, str) and wanted and "string" not in wanted:
+            try:
+                config[name] = value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+        if isinstance(value, dict) and "properties" in sub:
+            _coerce_strings(value, sub)
+
+
 def validate_config(config: dict) -> dict:
     """Fill defaults into ``config`` (in place) and validate it.
 
@@ -76,7 +100,9 @@ def validate_config(config: dict) -> dict:
         config = {}
     if not isinstance(config, dict):
         raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
-    validator = _FillingValidator(load_schema())
+    schema = load_schema()
+    _coerce_strings(config, schema)
+    validator = _FillingValidator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         raise ConfigError(_describe(errors[0]))

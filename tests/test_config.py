@@ -69,3 +69,15 @@ def test_snakemake_rejects_bad_config_before_any_job(repo, tmp_path):
     assert proc.returncode != 0
     assert "processing.chunksize" in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_command_line_strings_are_parsed_as_yaml():
+    """`snakemake --config use_inference=false mock='{files_per_sample: 1}'` passes strings."""
+    cfg = validate_config({"use_inference": "false", "mock": "{files_per_sample: 1}",
+                           "processing": {"chunksize": "5000"}, "results_dir": "123"})
+    assert cfg["use_inference"] is False
+    assert cfg["mock"]["files_per_sample"] == 1 and cfg["mock"]["seed"] == 20240521
+    assert cfg["processing"]["chunksize"] == 5000
+    assert cfg["results_dir"] == "123"
+    with pytest.raises(ConfigError, match="use_inference"):
+        validate_config({"use_inference": "maybe"})
