@@ -162,6 +162,11 @@ def fit_provenance(results: str) -> str:
     return os.path.join(results, "statistics", "fit_provenance.json")
 
 
+def template_plots_done(results: str) -> str:
+    """Index of the systematic-template figures (they depend on the model, not on the fit)."""
+    return os.path.join(results, "plots", "statistics", "templates_index.json")
+
+
 def stat_plots_dir(results: str, group: str) -> str:
     """Folder of one group of statistics figures: data_mc, fit, templates or ml."""
     return os.path.join(results, "plots", "statistics", group)

@@ -127,8 +127,33 @@ else:
     _ML_PLOT_INPUT, _ML_PLOT_ARGS, _ML_PLOT_OUTPUT = {}, "", {}
 
 
+rule template_plots:
+    input:
+        config=layout.cabinetry_config(R),
+        templates=layout.stat_templates(R),
+    output:
+        index=layout.template_plots_done(R),
+        templates=report(directory(layout.stat_plots_dir(R, "templates")),
+                         patterns=_REPORT_PATTERNS, caption="../report/captions/templates.rst",
+                         category="4 Systematic templates"),
+    params:
+        formats=" ".join(PLOT_FORMATS),
+    log:
+        layout.log(R, "template_plots"),
+    benchmark:
+        layout.benchmark(R, "template_plots")
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=20,
+    shell:
+        "python workflow_scripts/template_plots.py --cabinetry-config {input.config} "
+        "--outdir {output.templates} --formats {params.formats} --index {output.index} > {log} 2>&1"
+
+
 rule stat_plots:
     input:
+        templates_index=layout.template_plots_done(R),
         workspace=layout.workspace(R),
         fit=layout.fit_results(R),
         config=layout.cabinetry_config(R),
@@ -142,9 +167,6 @@ rule stat_plots:
                        caption="../report/captions/data_mc.rst", category="2 Data and prediction"),
         fit=report(directory(layout.stat_plots_dir(R, "fit")), patterns=_REPORT_PATTERNS,
                    caption="../report/captions/fit.rst", category="3 Fit"),
-        templates=report(directory(layout.stat_plots_dir(R, "templates")),
-                         patterns=_REPORT_PATTERNS, caption="../report/captions/templates.rst",
-                         category="4 Systematic templates"),
         **_ML_PLOT_OUTPUT,
     params:
         formats=" ".join(PLOT_FORMATS),
@@ -159,7 +181,7 @@ rule stat_plots:
         runtime=30,
     shell:
         "python workflow_scripts/stat_plots.py --workspace {input.workspace} --fit-results {input.fit} "
-        "--cabinetry-config {input.config} {params.ml} "
+        "--cabinetry-config {input.config} {params.ml} --templates-index {input.templates_index} "
         "--formats {params.formats} --summary {output.summary} --index {output.index} > {log} 2>&1"
 
 

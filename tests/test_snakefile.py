@@ -49,11 +49,13 @@ def test_snakemake_lint_has_no_findings_but_environment_remarks():
     assert proc.returncode == 0 or "Lints for" in out
 
 
-def test_batch_resources_follow_mem_mb_and_set_resources():
+def test_batch_resources_follow_mem_mb_and_set_resources(tmp_path):
     """rules/scaleout.smk: HTCondor and Kubernetes memory come from each rule's mem_mb."""
     require_workflow()
+    # a fresh results folder: the repository's results/ may hold a finished run (nothing to do)
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1",
-                           "--set-resources", "process_file:mem_mb=3333"], cwd=REPO,
+                           "--set-resources", "process_file:mem_mb=3333",
+                           "--config", f"results_dir={tmp_path / 'results'}"], cwd=REPO,
                           env=snakemake_env(), capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

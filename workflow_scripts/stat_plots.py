@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     p.add_argument("--outdir", default=None,
                    help="folder of the figures (subfolders per kind); default: the folder of --index")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    p.add_argument("--templates-index", default=None,
+                   help="index of template figures drawn by template_plots.py: merged into --index "
+                        "instead of drawing the templates here")
     p.add_argument("--summary", required=True, help="HTML summary to write")
     p.add_argument("--index", required=True, help="index.json to write")
     args = p.parse_args(argv)
@@ -40,12 +43,19 @@ def main(argv=None) -> int:
     cab = cabinetry.configuration.load(args.cabinetry_config)
     ws_ml = workspace.load(args.workspace_ml) if args.workspace_ml else None
     cab_ml = cabinetry.configuration.load(args.cabinetry_config_ml) if args.cabinetry_config_ml else None
-    entries, yields = plots.make_all(ws, doc, cab, args.outdir, args.formats, ws_ml, cab_ml)
+    entries, yields = plots.make_all(ws, doc, cab, args.outdir, args.formats, ws_ml, cab_ml,
+                                     include_templates=args.templates_index is None)
     atomic_write_text(args.summary, summary.summary_html(doc, yields))
 
     base = os.path.dirname(os.path.abspath(args.index))
     for e in entries:
         e["files"] = [os.path.relpath(os.path.abspath(f), base) for f in e["files"]]
+    if args.templates_index:
+        with open(args.templates_index) as f:
+            tbase = os.path.dirname(os.path.abspath(args.templates_index))
+            for e in json.load(f)["plots"]:
+                e["files"] = [os.path.relpath(os.path.join(tbase, f), base) for f in e["files"]]
+                entries.append(e)
     n_files = sum(len(e["files"]) for e in entries)
     index = {"plots": entries, "n_figures": len(entries), "n_files": n_files, "formats": list(args.formats),
              "summary": os.path.relpath(os.path.abspath(args.summary), base), "yields": yields}

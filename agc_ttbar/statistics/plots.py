@@ -326,10 +326,13 @@ def _channel_edges(cab_config: dict[str, Any]) -> tuple[dict[str, list[float]], 
 
 def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any], outdir: str,
              formats: Sequence[str], ws_ml: dict[str, Any] | None = None,
-             cab_config_ml: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             cab_config_ml: dict[str, Any] | None = None,
+             include_templates: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All statistics figures; returns (index entries, yields table for the summary).
 
     Figures go to ``outdir``/{data_mc,fit,templates,ml}. ``doc`` is the fit_results.json content.
+    ``include_templates=False`` leaves out the template figures, which do not depend on the fit
+    (the workflow draws them in their own rule, so a fit-only rerun does not redraw them).
     """
     import cabinetry
 
@@ -343,7 +346,7 @@ def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any]
     edges, variables = _channel_edges(cab_config)
     prefit = cabinetry.model_utils.prediction(model)
     postfit = cabinetry.model_utils.prediction(model, fit_results=fit)
-    groups = ("data_mc", "fit", "templates") + (("ml",) if ws_ml is not None else ())
+    groups = ("data_mc", "fit") + (("templates",) if include_templates else ()) + (("ml",) if ws_ml is not None else ())
     sub = {k: os.path.join(outdir, k) for k in groups}
     for path in sub.values():
         os.makedirs(path, exist_ok=True)
@@ -357,7 +360,8 @@ def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any]
     entries += correlation_matrix(doc, sub["fit"], formats)
     if doc.get("ranking"):
         entries += ranking(doc["ranking"], prefit_unc, sub["fit"], formats)
-    entries += templates(cab_config, sub["templates"], formats)
+    if include_templates:
+        entries += templates(cab_config, sub["templates"], formats)
     if ws_ml is not None:
         model_ml, data_ml = cabinetry.model_utils.model_and_data(ws_ml)
         obs_ml = cabinetry.model_utils._data_per_channel(model_ml, data_ml)
