@@ -19,7 +19,9 @@ relative of that edge.
 
 from __future__ import annotations
 
-import awkward as ak
+import functools
+import itertools
+
 import numpy as np
 
 from .selection import B_TAG_THRESHOLD
@@ -48,18 +50,46 @@ def ht(pt: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.bincount(event_index(counts), weights=pt, minlength=len(counts))
 
 
+@functools.lru_cache(maxsize=None)
+def _combination_table(n: int) -> np.ndarray:
+    """(C(n,3), 3) local jet indices of the 3-jet combinations of n jets, in lexicographic order."""
+    return np.array(list(itertools.combinations(range(n), 3)), dtype=np.int64).reshape(-1, 3)
+
+
 def trijet_combinations(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Flat indices (i, j, k) of all 3-jet combinations, i < j < k, in ``ak.combinations`` order.
 
     Returns the three index arrays (into the flat jet arrays) and the number of combinations per
-    event.
+    event. Events are handled in groups of equal jet multiplicity with a cached index table.
     """
     counts = np.asarray(counts, dtype=np.int64)
-    idx = ak.unflatten(np.arange(int(counts.sum()), dtype=np.int64), counts)
-    combos = ak.combinations(idx, 3)
-    n_comb = ak.to_numpy(ak.num(combos, axis=1)).astype(np.int64)
-    flat = ak.flatten(combos)
-    return (ak.to_numpy(flat["0"]), ak.to_numpy(flat["1"]), ak.to_numpy(flat["2"]), n_comb)
+    n_comb = counts * (counts - 1) * (counts - 2) // 6
+    jet_offsets = offsets_of(counts)[:-1]
+    comb_offsets = offsets_of(n_comb)[:-1]
+    out = np.empty((int(n_comb.sum()), 3), dtype=np.int64)
+    for n in np.unique(counts[counts >= 3]):
+        events = np.flatnonzero(counts == n)
+        table = _combination_table(int(n))
+        rows = (comb_offsets[events][:, None] + np.arange(len(table))).ravel()
+        out[rows] = (jet_offsets[events][:, None, None] + table[None, :, :]).reshape(-1, 3)
+    return out[:, 0], out[:, 1], out[:, 2], n_comb
+
+
+def segmented_argmax(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Index, within each consecutive segment of ``values`` (lengths ``counts``), of its first
+    maximum; -1 for an empty segment. The rule of ``ak.argmax(axis=1)``, in plain numpy (the values
+    here are finite or -inf: NaN is not expected).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.full(len(counts), -1, dtype=np.int64)
+    nonempty = counts > 0
+    if not nonempty.any():
+        return out
+    starts = offsets_of(counts)[:-1][nonempty]
+    group_max = np.maximum.reduceat(values, starts)
+    at_max = np.flatnonzero(values == np.repeat(group_max, counts[nonempty]))
+    out[nonempty] = at_max[np.searchsorted(at_max, starts)] - starts
+    return out
 
 
 def m_bjj(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, btag: np.ndarray,
@@ -89,7 +119,7 @@ def m_bjj(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, bt
     out = np.full(len(n_comb), np.nan)
     ok = np.zeros(len(n_comb), dtype=bool)
     if len(score):
-        best_local = ak.to_numpy(ak.fill_none(ak.argmax(ak.unflatten(score, n_comb), axis=1), -1))
+        best_local = segmented_argmax(score, n_comb)
         comb_offsets = offsets_of(n_comb)
         ok = best_local >= 0
         best = comb_offsets[:-1][ok] + best_local[ok]

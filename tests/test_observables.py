@@ -75,3 +75,33 @@ def test_m_bjj_several_events_and_no_candidate():
             assert np.isnan(got[e])
         else:
             assert np.isclose(got[e], best[1], rtol=1e-12)
+
+
+def test_segmented_argmax_follows_ak_argmax():
+    """First maximum per segment, -1 for empty segments, ties and -inf included (m_bjj's argmax)."""
+    import awkward as ak
+    import numpy as np
+
+    from agc_ttbar.observables import segmented_argmax
+
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        counts = rng.integers(0, 8, size=40)
+        values = rng.integers(0, 4, size=counts.sum()).astype(float)
+        values[rng.random(len(values)) < 0.2] = -np.inf
+        expected = ak.to_numpy(ak.fill_none(ak.argmax(ak.unflatten(values, counts), axis=1), -1))
+        assert np.array_equal(segmented_argmax(values, counts), expected)
+    assert segmented_argmax(np.array([1.0, 3.0, 3.0, -np.inf]), np.array([0, 3, 1])).tolist() == [-1, 1, 0]
+
+
+def test_trijet_combinations_equal_ak_combinations():
+    import awkward as ak
+    import numpy as np
+
+    counts = np.random.default_rng(2).integers(0, 10, size=500)
+    i, j, k, n = trijet_combinations(counts)
+    combos = ak.combinations(ak.unflatten(np.arange(counts.sum()), counts), 3)
+    flat = ak.flatten(combos)
+    assert np.array_equal(n, ak.to_numpy(ak.num(combos, axis=1)))
+    for got, field in ((i, "0"), (j, "1"), (k, "2")):
+        assert np.array_equal(got, ak.to_numpy(flat[field]))
