@@ -120,6 +120,24 @@ def fileset_from_config(config: dict, inputs_path: str) -> dict:
                          rewrites_from_config(config), config.get("xcache"), source=inputs_path)
 
 
+def add_fileset_arguments(parser) -> None:
+    """The command-line options that choose the files (shared by the fileset and ServiceX scripts)."""
+    parser.add_argument("--inputs", required=True, help="input list in nanoaod_inputs.json format")
+    parser.add_argument("--samples", nargs="+", required=True, help="fileset keys {process}__{variation}")
+    parser.add_argument("--n-files-max", type=int, default=-1, help="N_FILES_MAX_PER_SAMPLE (-1: all)")
+    parser.add_argument("--input-from-eos", action="store_true", help="AGC INPUT_FROM_EOS rewrite")
+    parser.add_argument("--xcache", default=None, help="XCache prefix for remote paths")
+    parser.add_argument("--rewrite", nargs=2, action="append", default=[], metavar=("FROM", "TO"),
+                        help="extra prefix rewrite (repeatable, applied in order)")
+
+
+def fileset_from_args(args) -> dict:
+    """:func:`build_fileset` from the options of :func:`add_fileset_arguments`."""
+    rewrites = ([EOS_REWRITE] if args.input_from_eos else []) + [tuple(r) for r in args.rewrite]
+    return build_fileset(load_inputs(args.inputs), args.samples, args.n_files_max, rewrites,
+                         args.xcache, source=args.inputs)
+
+
 def write_fileset(fileset: dict, path: str) -> None:
     """Write the fileset as JSON, atomically."""
     atomic_write_text(path, json.dumps(fileset, indent=1, sort_keys=False) + "\n")

@@ -3,21 +3,15 @@
 import argparse
 import sys
 
-from agc_ttbar.fileset import EOS_REWRITE, InputsError, build_fileset, load_inputs
+from agc_ttbar.fileset import InputsError, add_fileset_arguments, fileset_from_args
 from agc_ttbar.remote import RemoteOptions, RemoteReadError
 from agc_ttbar.servicex_delivery import DeliveryError, deliver_fileset, write_inputs
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--inputs", required=True, help="original input list (nanoaod_inputs.json format)")
+    add_fileset_arguments(p)
     p.add_argument("--output", required=True, help="input list of the delivered files to write")
-    p.add_argument("--samples", nargs="+", required=True, help="fileset keys {process}__{variation}")
-    p.add_argument("--n-files-max", type=int, default=-1, help="N_FILES_MAX_PER_SAMPLE (-1: all)")
-    p.add_argument("--input-from-eos", action="store_true", help="AGC INPUT_FROM_EOS rewrite")
-    p.add_argument("--xcache", default=None, help="XCache prefix for remote paths")
-    p.add_argument("--rewrite", nargs=2, action="append", default=[], metavar=("FROM", "TO"),
-                   help="extra prefix rewrite (repeatable, applied in order)")
     p.add_argument("--use-inference", action="store_true", help="also keep the ML branches")
     p.add_argument("--tree", default="Events", help="input tree name")
     p.add_argument("--config-path", default=None, help="servicex.yaml (default: the client's search)")
@@ -29,10 +23,8 @@ def main(argv=None) -> int:
     p.add_argument("--retries", type=int, default=3, help="attempts of the endpoint check")
     args = p.parse_args(argv)
 
-    rewrites = ([EOS_REWRITE] if args.input_from_eos else []) + [tuple(r) for r in args.rewrite]
     try:
-        fileset = build_fileset(load_inputs(args.inputs), args.samples, args.n_files_max, rewrites,
-                                args.xcache, source=args.inputs)
+        fileset = fileset_from_args(args)
         n = sum(len(s["files"]) for s in fileset.values())
         print(f"submitting {n} file(s) of {len(fileset)} sample(s), one ServiceX sample per file", flush=True)
         inputs = deliver_fileset(fileset, use_inference=args.use_inference, config_path=args.config_path,
