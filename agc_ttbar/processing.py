@@ -14,6 +14,11 @@ chunk to :meth:`FileProcessor.process_chunk`. Per chunk:
 4. With an ML scorer, the 4j2b events of nominal and of each kinematic variation are scored and
    the 20 features filled with the same weights and labels (weight variations reuse the nominal
    features). Without one, the ML branches are not read.
+5. Filling: per (kinematic variation, region) the weight sets (the sample weight under the
+   variation's label and, in the nominal pass, each weight variation) are converted once to exact
+   integer limbs (:class:`agc_ttbar.histograms.ExactWeights`), and each observable (the region's,
+   and in 4j2b each ML feature) computes its bin indices once; every weight set is then added at
+   those indices (:meth:`~agc_ttbar.histograms.ExactHistogram.fill_index`).
 
 Histograms accumulate in :class:`agc_ttbar.histograms.ExactHistogram`, so the sums are bitwise the
 same whatever the chunking or the file split; with the deterministic ``pt_res_up`` smearing of
@@ -46,7 +51,7 @@ import awkward as ak
 import numpy as np
 
 from . import cutflow as cutflow_mod
-from .histograms import HistogramSet
+from .histograms import ExactWeights, HistogramSet
 from .io import InputFileError, check_branches, open_tree, read_chunk
 from .ml.features import FEATURES, NUM_BINS as ML_NUM_BINS
 from .observables import event_index, ht, m_bjj, offsets_of
@@ -114,7 +119,9 @@ class FileProcessor:
 
     ``scorer``: ``None`` (no ML) or an object with ``best_features(jets, lepton, event)`` returning a
     float64 array (n_events, 20) in the order of :data:`agc_ttbar.ml.features.FEATURES`
-    (:class:`agc_ttbar.ml.inference.AssignmentScorer`).
+    (:class:`agc_ttbar.ml.inference.AssignmentScorer`); ``jets`` are jagged awkward arrays. A scorer
+    that also has ``best_features_flat(counts, jets, lepton, event)`` gets the flat jet arrays and
+    the jet counts instead (no jagged arrays are built).
     """
 
     def __init__(self, info: SampleInfo, pt_res_seed: int = 0, scorer=None) -> None:
@@ -132,27 +139,36 @@ class FileProcessor:
         self.scale_vars = [v for v in SCALE_VARIATIONS if v in labels]
 
     # ------------------------------------------------------------------------------------------
-    def _fill(self, name: str, label: str, x: np.ndarray, weight, edges: np.ndarray) -> None:
-        self.hists.get(histogram_key(name, self.info.process, label), edges).fill(x, weight)
+    def _weight_sets(self, label: str, pt_sel: np.ndarray, counts: np.ndarray) -> list[tuple[str, ExactWeights]]:
+        """(histogram label, exact weights) of the selected events of one region and kinematic pass:
+        the sample weight under ``label`` and, for the nominal pass, every weight variation."""
+        n = len(counts)
+        out = [(label, ExactWeights(self.info.weight, n))]
+        if label == "nominal":
+            out += [(var, ExactWeights(w, n)) for var, w in self._weight_variations(pt_sel, counts).items()]
+        return out
 
-    def _fill_all(self, name: str, label: str, x: np.ndarray, edges: np.ndarray,
-                  weight_vars: Mapping[str, np.ndarray] | None) -> None:
-        """Fill ``label`` with the sample weight and, for the nominal pass, every weight variation."""
-        self._fill(name, label, x, self.info.weight, edges)
-        for var, w in (weight_vars or {}).items():
-            self._fill(name, var, x, w, edges)
+    def _fill_all(self, name: str, x: np.ndarray, edges: np.ndarray,
+                  weight_sets: list[tuple[str, ExactWeights]]) -> None:
+        """Fill observable ``name`` (values ``x``) with every weight set: the bins are found once."""
+        idx = None
+        for label, weights in weight_sets:
+            h = self.hists.get(histogram_key(name, self.info.process, label), edges)
+            if idx is None:
+                idx = h.bin_index(x)             # the same edges for every histogram of ``name``
+            h.fill_index(idx, weights)
 
-    def _weight_variations(self, pt_sel: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-event weights of the b-tag and scale variations (nominal jets, >= 4 per event)."""
+    def _weight_variations(self, pt_sel: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray | float]:
+        """Weights of the b-tag (per event, from the nominal jets, >= 4 per event) and scale
+        (one value for all events) variations."""
         w = self.info.weight
         starts = offsets_of(counts)[:-1]
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray | float] = {}
         for var in self.btag_vars:
             _, _, i, direction = var.split("_")
             out[var] = w * btag_weight_factor(pt_sel[starts + int(i)], direction)
-        n = len(counts)
         for var in self.scale_vars:
-            out[var] = np.full(n, w * scale_var_factor(var.rsplit("_", 1)[1]))
+            out[var] = w * scale_var_factor(var.rsplit("_", 1)[1])
         return out
 
     # ------------------------------------------------------------------------------------------
@@ -231,7 +247,6 @@ class FileProcessor:
             nj = _count(jm, s_off)
             nb = _count(jm & s_isb, s_off)
             regions = region_masks(ones, nj, nb)
-            is_nominal_pass = label == "nominal"
             for region in REGIONS:
                 r = regions[region]
                 if not r.any():
@@ -239,23 +254,27 @@ class FileProcessor:
                 sel = jm & r[s_ev]
                 rc = nj[r]
                 pt_sel = ptv[sel]
-                wvars = self._weight_variations(pt_sel, rc) if is_nominal_pass else None
+                weight_sets = self._weight_sets(label, pt_sel, rc)
                 if region == "4j1b":
                     x = ht(pt_sel, rc)
                 else:
                     x = m_bjj(pt_sel, s_eta[sel], s_phi[sel], s_mass[sel], s_btag[sel], rc)
-                self._fill_all(region, label, x, EDGES, wvars)
+                self._fill_all(region, x, EDGES, weight_sets)
                 if ml and region == "4j2b":
                     jets = {"pt": pt_sel, "eta": s_eta[sel], "phi": s_phi[sel], "mass": s_mass[sel],
                             "btag": s_btag[sel], "qgl": s_qgl[sel]}
-                    jets = {k: ak.unflatten(v, rc) for k, v in jets.items()}
                     lep = {k: v[r] for k, v in lepton.items()}
-                    feats = np.asarray(self.scorer.best_features(jets, lep, s_event_no[r]), dtype=np.float64)
+                    if hasattr(self.scorer, "best_features_flat"):       # flat arrays + counts
+                        feats = self.scorer.best_features_flat(rc, jets, lep, s_event_no[r])
+                    else:
+                        jets = {k: ak.unflatten(v, rc) for k, v in jets.items()}
+                        feats = self.scorer.best_features(jets, lep, s_event_no[r])
+                    feats = np.asarray(feats, dtype=np.float64)
                     if feats.shape != (int(r.sum()), len(FEATURES)):
                         raise ValueError(f"ML scorer returned features of shape {feats.shape}, "
                                          f"expected ({int(r.sum())}, {len(FEATURES)})")
                     for i, (name, _, _) in enumerate(FEATURES):
-                        self._fill_all(name, label, feats[:, i], ML_EDGES[name], wvars)
+                        self._fill_all(name, feats[:, i], ML_EDGES[name], weight_sets)
 
     @staticmethod
     def _lepton(a, e_mask, e_counts, m_mask, m_counts, one_l, n) -> dict[str, np.ndarray]:

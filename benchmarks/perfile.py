@@ -6,7 +6,11 @@ Modes, all on the same file and the same branches in the same chunks:
   with ``--ml-kind``), chunk by chunk, and does nothing else: the raw read + decompress rate;
 - ``job``: :func:`agc_ttbar.processing.process_file`, the per-file job's core (with the ML scorer
   when ``--ml-kind`` is given) and writing its partial histograms as the rule does;
-- ``coffea``: the coffea baseline of ``benchmarks/coffea_baseline.py`` (no ML).
+- ``coffea``: the coffea baseline of ``benchmarks/coffea_baseline.py`` (no ML);
+- ``ml_split``: the 4j2b events (nominal jets) of the file scored by the best-permutation search,
+  alternating: the fused compiled search, the same kernel with an empty forest (everything but the
+  trees: its share is the feature-building share), and the numpy features + ``model.predict`` path
+  (its own feature / model split). Best of ``--ml-repeats`` runs each.
 
 The rate is events per CPU second of the measured section (``time.process_time``: all threads of
 this process), which is the AGC's "event rate per worker". Interpreter start-up, imports and model
@@ -72,9 +76,51 @@ def bytes_read(path: str, branches: list[str], tree_name: str) -> dict:
             "n_branches_read": len(branches), "n_branches_file": len(tree.keys())}
 
 
+def ml_split(path: str, kind: str, models: list[str], repeats: int) -> dict:
+    """CPU seconds of the best-permutation search on the file's 4j2b events, three ways."""
+    import awkward as ak
+    import uproot
+
+    from agc_ttbar.ml import dataset
+    from agc_ttbar.ml.inference import AssignmentScorer
+
+    with uproot.open(path) as f:
+        arrays = f["Events"].arrays(list(dataset.BRANCHES))
+    ev, jets, lepton, _ = dataset.selected_4j2b(arrays)
+    event = ak.to_numpy(ev.event)
+    fused = AssignmentScorer.from_config(kind, models, max_n_jets=6, nthread=1, compiled=True)
+    plain = AssignmentScorer.from_config(kind, models, max_n_jets=6, nthread=1, compiled=False)
+    out = {"selected_events": int(len(event)), "compiled": fused.compiled}
+    variants = {"plain": plain}
+    if fused.compiled:
+        empty = AssignmentScorer.from_config(kind, models, max_n_jets=6, nthread=1, compiled=True)
+        for m in empty.models:
+            m.forest = m.forest.without_trees()
+        variants.update(fused=fused, no_trees=empty)
+        fused.best(jets, lepton, event)                    # first call: load the compiled kernel
+    cpu = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, scorer in variants.items():
+            c0 = time.process_time()
+            scorer.best(jets, lepton, event)
+            cpu[name].append(time.process_time() - c0)
+    out.update({f"{k}_cpu_s": min(v) for k, v in cpu.items()})
+    st = plain.stats
+    out["plain_feature_share"] = st.seconds_features / (st.seconds_features + st.seconds_model)
+    out["evaluations_per_event"] = st.n_evaluations / max(st.n_events, 1)
+    out["evaluations_per_cpu_s_plain"] = len(event) * out["evaluations_per_event"] / out["plain_cpu_s"]
+    if fused.compiled:
+        out["fused_feature_share"] = out["no_trees_cpu_s"] / out["fused_cpu_s"]
+        out["fused_speedup"] = out["plain_cpu_s"] / out["fused_cpu_s"]
+        out["evaluations_per_cpu_s_fused"] = len(event) * out["evaluations_per_event"] / out["fused_cpu_s"]
+    out["entries"] = int(len(arrays))
+    out["cpu_s"] = out.get("fused_cpu_s", out["plain_cpu_s"])
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", required=True, choices=["read", "job", "coffea"])
+    p.add_argument("--mode", required=True, choices=["read", "job", "coffea", "ml_split"])
     p.add_argument("--file", required=True)
     p.add_argument("--sample", required=True, help="fileset key the file is processed as")
     p.add_argument("--nevts", type=int, default=None, help="sample nevts for the weight (default: entries)")
@@ -83,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--ml-kind", default=None)
     p.add_argument("--ml-models", nargs="*", default=[])
     p.add_argument("--output", default=None, help="job mode: partial histogram file to write")
+    p.add_argument("--ml-repeats", type=int, default=3, help="ml_split mode: runs of each variant")
     args = p.parse_args(argv)
 
     from agc_ttbar.processing import branches_needed
@@ -125,6 +172,9 @@ def main(argv=None) -> int:
         if scorer is not None:
             st = scorer.stats.as_dict()
             result["ml_stats"] = st
+    elif args.mode == "ml_split":
+        setup = time.process_time() - _T0_CPU
+        result.update(ml_split(args.file, args.ml_kind, args.ml_models, args.ml_repeats))
     else:
         from coffea_baseline import run_baseline
 

@@ -14,9 +14,14 @@ Sections (``--sections``, comma-separated; default all):
 - ``perfile``: on the default mock file of ``ttbar__nominal`` and on a "full layout" mock file
   (every real NanoAOD branch, config ``mock.full_layout``) with the same events, alternating
   raw uproot read / job / read with the ML branches / job with ML, each in a fresh process; events
-  per CPU second, their ratio, bytes read per event; ML evaluations per event and time split.
+  per CPU second, their ratio, bytes read per event; ML evaluations per event; the time split of the
+  best-permutation search (fused compiled kernel with and without trees; numpy + model.predict).
 - ``coffea``: the coffea baseline (``benchmarks/coffea_baseline.py``) in the same rounds as
   ``perfile`` (needs ``perfile``), and our speedup over it.
+- ``dataset``: the per-file stage over all files of the default dataset (the e2e run's mock files):
+  read / job / read-ML / job-ML per file, alternating; rate = all events / summed CPU seconds.
+  The ``perfile`` ttbar file is the worst case of the dataset for ML (three kinematic variations,
+  half its events in 4j2b); this is the stage as the workflow runs it.
 - ``memory``: the job's peak RSS on a file of 2 chunks and one of 4x its size (8 chunks).
 
 Every measured piece of work runs in its own child process; repeated measurements alternate
@@ -40,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import REPO, last_json, machine, median, run, run_wait4, spread  # noqa: E402
 
-SECTIONS = ("e2e", "scaling", "perfile", "coffea", "memory")
+SECTIONS = ("e2e", "scaling", "perfile", "coffea", "dataset", "memory")
 BENCH_SAMPLE = "ttbar__nominal"
 
 #: Targets: key -> (description, comparison, threshold). Checked only by reading the output.
@@ -144,8 +149,8 @@ def models_for_ml(args, cfg: dict, e2e: dict | None, bench_dir: str, default_fil
 
 # ----------------------------------------------------------------------------------------------
 def perfile_driver(mode: str, path: str, nevts: int, chunksize: int, ml: tuple[str, list[str]] | None,
-                   output: str | None = None) -> dict:
-    cmd = [sys.executable, "benchmarks/perfile.py", "--mode", mode, "--file", path, "--sample", BENCH_SAMPLE,
+                   output: str | None = None, sample: str = BENCH_SAMPLE) -> dict:
+    cmd = [sys.executable, "benchmarks/perfile.py", "--mode", mode, "--file", path, "--sample", sample,
            "--nevts", str(nevts), "--chunksize", str(chunksize)]
     if ml:
         cmd += ["--ml-kind", ml[0], "--ml-models", *ml[1]]
@@ -198,12 +203,39 @@ def perfile(files: dict[str, str], nevts: int, chunksize: int, ml, repeats: int,
         if st:
             res["ml"] = {"selected_events": st[0]["n_events"],
                          "evaluations_per_event": st[0]["evaluations_per_event"],
-                         "feature_time_share": median([s["feature_time_share"] for s in st]),
-                         "model_time_share": 1 - median([s["feature_time_share"] for s in st]),
                          "events_by_n_jets": st[0]["events_by_n_jets"],
-                         "ml_time_share_of_job": median([(s["seconds_features"] + s["seconds_model"]) / r["wall_s"]
-                                                        for s, r in zip(st, runs["job_ml"])])}
+                         "ml_time_share_of_job": median([
+                             (s["seconds_features"] + s["seconds_model"] + s.get("seconds_fused", 0.0)) / r["wall_s"]
+                             for s, r in zip(st, runs["job_ml"])])}
+            if label == "default":
+                split = perfile_driver("ml_split", path, nevts, chunksize, ml)
+                split.pop("cutflow", None)
+                res["ml"]["split"] = split
         out[label] = res
+    return out
+
+
+def dataset_rates(files: list[tuple[str, str]], chunksize: int, ml, repeats: int) -> dict:
+    """The per-file stage over every file of the default dataset: alternating read / job /
+    read-ML / job-ML per file, per round; rate = all entries / summed CPU seconds of a mode."""
+    modes = [("read", None), ("job", None), ("read_ml", ml), ("job_ml", ml)]
+    rounds = []
+    for rnd in range(repeats):
+        cpu = {m: 0.0 for m, _ in modes}
+        entries = 0
+        for sample, path in files:
+            for name, m in modes:
+                r = perfile_driver(name.split("_")[0], path, 0, chunksize, m, sample=sample)
+                cpu[name] += r["cpu_s"]
+            entries += r["entries"]
+        rates = {k: entries / v for k, v in cpu.items()}
+        rounds.append(rates)
+        log(f"  dataset round {rnd + 1}/{repeats}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items()))
+    out = {"n_files": len(files), "entries": entries, "rounds": rounds,
+           "ratio_noml": median([r["job"] / r["read"] for r in rounds]),
+           "ratio_ml": median([r["job_ml"] / r["read_ml"] for r in rounds])}
+    for name, _ in modes:
+        out[name] = {"rate_per_core": median([r[name] for r in rounds])}
     return out
 
 
@@ -311,9 +343,25 @@ def table_rows(res: dict) -> list[tuple[str, str, str, str]]:
         if r.get("ml") and label == "default":
             m = r["ml"]
             info_row("BDT evaluations per selected (4j2b) event", f"{m['evaluations_per_event']:.1f}")
-            info_row("ML time: feature building / model evaluation",
-                     f"{100 * m['feature_time_share']:.0f}% / {100 * m['model_time_share']:.0f}% "
-                     f"(ML = {100 * m['ml_time_share_of_job']:.0f}% of the job's wall time)")
+            info_row("ML share of the job's wall time", fmt(m["ml_time_share_of_job"], "%"))
+            sp = m.get("split")
+            if sp:
+                info_row("best-permutation search, numpy features + model.predict: feature / model share",
+                         f"{100 * sp['plain_feature_share']:.0f}% / {100 - 100 * sp['plain_feature_share']:.0f}% "
+                         f"({sp['evaluations_per_cpu_s_plain'] / 1e6:.2f} M evaluations per CPU s)")
+                if sp.get("compiled"):
+                    info_row("fused compiled search: share without trees (features, choice) / trees",
+                             f"{100 * sp['fused_feature_share']:.0f}% / {100 - 100 * sp['fused_feature_share']:.0f}% "
+                             f"({sp['evaluations_per_cpu_s_fused'] / 1e6:.2f} M evaluations per CPU s; "
+                             f"{sp['fused_speedup']:.2f}x the numpy + xgboost path)")
+    d = res.get("dataset")
+    if d:
+        tag = f"all {d['n_files']} default mock files ({d['entries']:,} events)"
+        info_row(f"raw read rate, {tag}", fmt(d["read"]["rate_per_core"], "/s"))
+        info_row(f"per-file job, no ML / with ML, {tag}",
+                 f"{fmt(d['job']['rate_per_core'], '/s')} / {fmt(d['job_ml']['rate_per_core'], '/s')}")
+        target_row("ratio_noml", d["ratio_noml"], "%", f"job / raw read, no ML, {tag}")
+        target_row("ratio_ml", d["ratio_ml"], "%", f"job / raw read, with ML, {tag}")
     e = res.get("e2e")
     if e:
         target_row("mock_wall_s", e["mock_generation_wall_s"], "s")
@@ -470,6 +518,24 @@ def main(argv=None) -> int:
         r = attempt("perfile", _perfile)
         if r:
             res["perfile"] = r
+    if "dataset" in sections:
+        def _dataset():
+            from agc_ttbar import layout
+
+            results_dir = e2e["results_dir"] if e2e else os.path.join(bench_dir, "e2e")
+            files = [(sample, layout.mock_file(results_dir, sample, i)) for sample in cfg["samples"]
+                     for i in range(mcfg["files_per_sample"])]
+            missing = [p for _, p in files if not os.path.exists(p)]
+            if missing:
+                raise FileNotFoundError(f"{len(missing)} default mock files missing (first {missing[0]}): "
+                                        "run the e2e section first")
+            ml = models_for_ml(args, cfg, e2e, bench_dir, default_file)
+            log(f"per-file stage over {len(files)} files ({max(1, repeats - 1)} rounds) ...")
+            return dataset_rates(files, chunksize, ml, max(1, repeats - 1))
+
+        r = attempt("dataset", _dataset)
+        if r:
+            res["dataset"] = r
     if "memory" in sections:
         mem_chunk = 2000 if args.quick else 50_000
         log(f"memory vs file size (chunksize {mem_chunk}) ...")

@@ -106,7 +106,7 @@ def ml_job_args(wildcards, input):
     if not config["use_inference"]:
         return ""
     return (f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
-            f"--max-n-jets {config['ml']['max_n_jets']}")
+            f"--max-n-jets {config['ml']['max_n_jets']} --bdt-engine {config['ml']['bdt_engine']}")
 
 
 def input_file_arg(wildcards, input):

@@ -84,7 +84,11 @@ def test_quick_run_writes_report(tmp_path):
     # the full layout has the realistic branch count, so the analysis reads a small share of it
     assert res["perfile"]["full_layout"]["bytes"]["read_fraction"] < res["perfile"]["default"]["bytes"]["read_fraction"]
     ml = res["perfile"]["default"]["ml"]
-    assert ml["evaluations_per_event"] >= 12 and 0 <= ml["feature_time_share"] <= 1
+    assert ml["evaluations_per_event"] >= 12 and 0 < ml["ml_time_share_of_job"] < 1
+    split = ml["split"]
+    assert split["compiled"] is True                     # the quick BDT is shallow: fused search
+    assert 0 < split["plain_feature_share"] < 1 and 0 < split["fused_feature_share"] < 1
+    assert split["fused_cpu_s"] > 0 and split["no_trees_cpu_s"] > 0
     assert res["memory"]["big_entries"] == 4 * res["memory"]["small_entries"]
     md = out.with_suffix(".md").read_text()
     assert "| figure | value | target | status |" in md

@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     p.add_argument("--ml-kind", default=None, help="scorer kind (bdt, torch, published); omit for no ML")
     p.add_argument("--ml-models", nargs="*", default=[], help="model files (even, odd)")
     p.add_argument("--max-n-jets", type=int, default=6)
+    p.add_argument("--bdt-engine", choices=["compiled", "xgboost"], default="compiled",
+                   help="evaluation of xgboost models (config ml.bdt_engine)")
     p.add_argument("--nthread", type=int, default=1)
     p.add_argument("--remote-timeout", type=float, default=60, help="timeout of one remote read (s)")
     p.add_argument("--remote-retries", type=int, default=3, help="attempts per remote open/read")
@@ -47,10 +49,13 @@ def main(argv=None) -> int:
 
         try:
             scorer = AssignmentScorer.from_config(args.ml_kind, args.ml_models, max_n_jets=args.max_n_jets,
-                                                  nthread=args.nthread)
+                                                  nthread=args.nthread,
+                                                  compiled=args.bdt_engine == "compiled")
         except (OSError, ValueError) as err:
             print(f"ERROR: {err}", file=sys.stderr)
             return 1
+        print(f"ML scorer: {args.ml_kind} models {' '.join(args.ml_models)}; best-permutation search: "
+              + ("compiled (verified against xgboost)" if scorer.compiled else "model.predict"), flush=True)
     try:
         hists, meta = process_file(args.input or entry["path"], info, tree_name=tree_name, chunksize=args.chunksize,
                                    pt_res_seed=args.pt_res_seed, scorer=scorer, expected_entries=expected,

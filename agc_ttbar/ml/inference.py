@@ -43,14 +43,25 @@ class PermutationModel(Protocol):
 
 class BoosterModel:
     """An xgboost Booster (JSON model). For a ``binary:logistic`` model the prediction equals
-    ``XGBClassifier.predict_proba(X)[:, 1]`` of the reference."""
+    ``XGBClassifier.predict_proba(X)[:, 1]`` of the reference.
 
-    def __init__(self, booster, nthread: int = 1):
+    With ``compiled=True`` the model is also converted to a :class:`agc_ttbar.ml.forest.Forest`,
+    which :class:`AssignmentScorer` uses for its fused best-permutation search; the conversion is
+    kept only if it reproduces ``inplace_predict`` bit for bit on probe rows (``forest`` is
+    ``None`` otherwise, e.g. for trees deeper than ``Forest.MAX_DEPTH``).
+    """
+
+    def __init__(self, booster, nthread: int = 1, compiled: bool = False):
         self.booster = booster
         self.booster.set_param({"nthread": int(nthread)})
+        self.forest = None
+        if compiled:
+            from .forest import Forest
+
+            self.forest = Forest.from_booster(self.booster)
 
     @classmethod
-    def load(cls, path: str, nthread: int = 1) -> "BoosterModel":
+    def load(cls, path: str, nthread: int = 1, compiled: bool = False) -> "BoosterModel":
         import xgboost
 
         booster = xgboost.Booster()
@@ -58,7 +69,7 @@ class BoosterModel:
         n = booster.num_features()
         if n != N_FEATURES:
             raise ValueError(f"xgboost model {path} expects {n} features, the assignment has {N_FEATURES}")
-        return cls(booster, nthread)
+        return cls(booster, nthread, compiled)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         if len(features) == 0:
@@ -77,7 +88,8 @@ class TorchModel:
         torch.set_num_threads(self.nthread)
 
     @classmethod
-    def load(cls, path: str, nthread: int = 1) -> "TorchModel":
+    def load(cls, path: str, nthread: int = 1, compiled: bool = False) -> "TorchModel":
+        """``compiled`` is accepted for a uniform interface; torch models are not compiled."""
         from . import torch_model
 
         return cls(torch_model.load(path), nthread)
@@ -105,6 +117,7 @@ class ScorerStats:
     n_evaluations: int = 0
     seconds_features: float = 0.0
     seconds_model: float = 0.0
+    seconds_fused: float = 0.0
     by_n_jets: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -115,7 +128,8 @@ class ScorerStats:
             "evaluations_per_event": self.n_evaluations / self.n_events if self.n_events else 0.0,
             "seconds_features": self.seconds_features,
             "seconds_model": self.seconds_model,
-            "feature_time_share": self.seconds_features / total if total else 0.0,
+            "seconds_fused": self.seconds_fused,
+            "feature_time_share": self.seconds_features / total if total else None,
             "events_by_n_jets": {str(k): v for k, v in sorted(self.by_n_jets.items())},
         }
 
@@ -139,10 +153,19 @@ class AssignmentScorer:
         self.max_n_jets = int(max_n_jets)
         self.stats = ScorerStats()
 
+    @property
+    def compiled(self) -> bool:
+        """True if both models have a verified compiled forest (the fused search is used)."""
+        return all(getattr(m, "forest", None) is not None for m in self.models)
+
     @classmethod
     def from_config(cls, kind: str, model_paths: Sequence[str], max_n_jets: int = 6,
-                    nthread: int = 1) -> "AssignmentScorer":
-        """Load the two models of ``kind`` ("bdt", "torch" or "published") from ``[even, odd]``."""
+                    nthread: int = 1, compiled: bool = True) -> "AssignmentScorer":
+        """Load the two models of ``kind`` ("bdt", "torch" or "published") from ``[even, odd]``.
+
+        ``compiled``: use the fused compiled search for xgboost models where it verifies
+        (config ``ml.compiled_bdt``); the results are the same bits either way.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown ML model kind {kind!r}; allowed: {', '.join(KINDS)}")
         if len(model_paths) != 2 or any(p is None for p in model_paths):
@@ -154,7 +177,7 @@ class AssignmentScorer:
             if not os.path.isfile(str(p)):
                 raise FileNotFoundError(f"ML model file {p} (kind {kind!r}) does not exist")
             try:
-                models.append(loader(str(p), nthread))
+                models.append(loader(str(p), nthread, compiled))
             except Exception as err:  # xgboost / torch errors may not name the file
                 first = str(err).strip().splitlines()[0] if str(err).strip() else ""
                 raise ValueError(f"cannot load ML model file {p} as a {kind!r} model: "
@@ -200,8 +223,61 @@ class AssignmentScorer:
         self.stats.n_evaluations += scores.size
         return feats, scores
 
+    def best_flat(self, counts: np.ndarray, jets: dict, lepton: dict, event) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`best` for jets given as flat numpy arrays (all events' jets in order) and the
+        number of jets per event, the layout of the per-file job, which then builds no jagged
+        arrays. With compiled models the fused search reads the flat arrays directly."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if not self.compiled:
+            import awkward as ak
+
+            return self.best({c: ak.unflatten(np.asarray(v), counts) for c, v in jets.items()}, lepton, event)
+        from .features import _cartesian
+        from .forest import best_assignments
+
+        t0 = time.perf_counter()
+        n_used = np.minimum(counts, self.max_n_jets)
+        if np.any(n_used < MIN_N_JETS):
+            bad = int(np.flatnonzero(n_used < MIN_N_JETS)[0])
+            raise ValueError(f"event at position {bad} has {counts[bad]} jets; the assignment needs "
+                             f"at least {MIN_N_JETS} (pass 4j2b events only)")
+        event = np.asarray(event)
+        if event.shape != n_used.shape:
+            raise ValueError(f"{len(event)} event numbers for {len(n_used)} events")
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        flat = {c: np.asarray(jets[c], dtype=np.float64) for c in ("pt", "eta", "phi", "mass", "btag", "qgl")}
+        cart = _cartesian(flat["pt"], flat["eta"], flat["phi"], flat["mass"])
+        lep = {c: np.asarray(v, dtype=np.float64) for c, v in lepton.items()}
+        lep_cart = _cartesian(lep["pt"], lep["eta"], lep["phi"], lep["mass"])
+        n = len(n_used)
+        best_feats = np.empty((n, N_FEATURES), dtype=np.float64)
+        best_index = np.empty(n, dtype=np.int64)
+        best_score = np.empty(n, dtype=np.float32)
+        even = (event % 2) == 0
+        # even events -> model trained on odd (models[1]); odd events -> models[0]
+        for mask, model in ((even, self.models[1]), (~even, self.models[0])):
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                best_assignments(model.forest, rows, n_used, offsets[:-1], flat, cart, lep, lep_cart,
+                                 best_index, best_score, best_feats)
+        for k in range(MIN_N_JETS, self.max_n_jets + 1):
+            n_k = int((n_used == k).sum())
+            if n_k:
+                self.stats.by_n_jets[k] = self.stats.by_n_jets.get(k, 0) + n_k
+                self.stats.n_evaluations += n_k * n_permutations(k)
+        self.stats.n_events += n
+        self.stats.seconds_fused += time.perf_counter() - t0
+        return best_feats, best_index, best_score.astype(np.float64)
+
     def best(self, jets: dict, lepton: dict, event) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Best permutation per event: (features (n, 20), permutation index, score)."""
+        if self.compiled:
+            import awkward as ak
+
+            counts = ak.to_numpy(ak.num(jets["pt"], axis=1))
+            return self.best_flat(counts, {c: ak.to_numpy(ak.flatten(v, axis=1)) for c, v in jets.items()},
+                                  lepton, event)
         n = len(np.asarray(event))
         best_feats = np.empty((n, N_FEATURES), dtype=np.float64)
         best_index = np.empty(n, dtype=np.int64)
@@ -215,6 +291,10 @@ class AssignmentScorer:
             best_score[rows] = scores[pick, arg]
         self.stats.n_events += n
         return best_feats, best_index, best_score
+
+    def best_features_flat(self, counts: np.ndarray, jets: dict, lepton: dict, event) -> np.ndarray:
+        """:meth:`best_features` for flat jet arrays and jet counts (see :meth:`best_flat`)."""
+        return self.best_flat(counts, jets, lepton, event)[0]
 
     def best_features(self, jets: dict, lepton: dict, event) -> np.ndarray:
         """Features (float64, (n_events, 20), order of ``FEATURES``) of each event's best permutation.

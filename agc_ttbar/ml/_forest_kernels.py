@@ -1,0 +1,194 @@
+"""numba kernels of :mod:`agc_ttbar.ml.forest` (imported lazily: numba costs ~0.3 s to import).
+
+Every floating-point expression mirrors :func:`agc_ttbar.ml.features.permutation_features` and
+xgboost operation by operation; do not reorder sums or use ``fastmath``: results must be bitwise
+equal (tests check it).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_NF = 20
+_MAX_PERMUTATIONS = 180
+_SIG_CLAMP = np.float32(88.7)
+_ONE = np.float32(1.0)
+_EPS = np.float32(1e-16)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sigmoid32(x):
+    """xgboost ``common::Sigmoid(float)``: 1 / (expf(min(-x, 88.7)) + 1 + 1e-16), in float32."""
+    y = -x
+    if y > _SIG_CLAMP:
+        y = _SIG_CLAMP
+    denom = np.float32(np.exp(np.float32(y))) + _ONE + _EPS
+    return _ONE / denom
+
+
+@numba.njit(cache=True, nogil=True)
+def _margins(xt, n_rows, feature, threshold, nan_right, leaf, depth, base_margin, cond, node, out):
+    """float32 margins of the rows 0..n_rows-1 of ``xt`` (20, rows: features transposed).
+
+    Tree by tree, as xgboost adds them: first every split condition of the tree for all rows (a
+    contiguous loop over rows per split, which the compiler vectorises), then the walk, which only
+    reads conditions, then the float32 leaf value is added. ``cond`` (int8, (inner nodes, rows))
+    and ``node`` (int64, rows) are work arrays.
+    """
+    n_inner = feature.shape[1]
+    for r in range(n_rows):
+        out[r] = base_margin
+    for t in range(feature.shape[0]):
+        for j in range(n_inner):
+            f = feature[t, j]
+            th = threshold[t, j]
+            nr = nan_right[t, j]
+            if nr:                                   # NaN takes the default direction
+                for r in range(n_rows):
+                    v = xt[f, r]
+                    cond[j, r] = np.int8(not (v < th))
+            else:
+                for r in range(n_rows):
+                    cond[j, r] = np.int8(xt[f, r] >= th)
+        for r in range(n_rows):
+            node[r] = 0
+        for _ in range(depth):
+            for r in range(n_rows):
+                i = node[r]
+                node[r] = 2 * i + 1 + cond[i, r]
+        for r in range(n_rows):
+            out[r] += leaf[t, node[r] - n_inner]
+
+
+@numba.njit(cache=True, nogil=True)
+def predict_rows(x, feature, threshold, nan_right, leaf, depth, base_margin, out):
+    """float32 probabilities of float64 feature rows x (n, 20), as ``Booster.inplace_predict``."""
+    block = 256
+    xt = np.empty((_NF, block), dtype=np.float32)
+    m = np.empty(block, dtype=np.float32)
+    cond = np.empty((feature.shape[1], block), dtype=np.int8)
+    node = np.empty(block, dtype=np.int64)
+    n = x.shape[0]
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        for r in range(start, stop):
+            for j in range(_NF):
+                xt[j, r - start] = np.float32(x[r, j])
+        _margins(xt, stop - start, feature, threshold, nan_right, leaf, depth, base_margin, cond, node, m)
+        for r in range(start, stop):
+            out[r] = _sigmoid32(m[r - start])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _triplet(px, py, pz, e, j1, j2, j3):
+    """(mass, pT) of jets j1 + j2 + j3 (flat indices), summed in that order."""
+    tpx = px[j1] + px[j2] + px[j3]
+    tpy = py[j1] + py[j2] + py[j3]
+    tpz = pz[j1] + pz[j2] + pz[j3]
+    te = e[j1] + e[j2] + e[j3]
+    return np.sqrt(te * te - tpx * tpx - tpy * tpy - tpz * tpz), np.sqrt(tpx * tpx + tpy * tpy)
+
+
+@numba.njit(cache=True, nogil=True)
+def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx, lpy, lpz, le, leta, lphi,
+              table, table_offsets, feature, threshold, nan_right, leaf, depth, base_margin,
+              out_index, out_score, out_features):
+    """For each event ``i`` in ``rows``: features of every permutation of its first ``n_used[i]``
+    jets (flat jet arrays, event i's jets from ``offsets[i]``), their scores, and the first best
+    permutation, written to row ``i`` of the outputs.
+
+    The per-jet, lepton-jet and jet-pair quantities are computed once per event (float64, then
+    rounded to float32 once); a permutation only gathers them and sums its three-jet system. The
+    float64 features of the chosen permutation are rebuilt from the same float64 tables.
+    """
+    f32t = np.empty((_NF, _MAX_PERMUTATIONS), dtype=np.float32)
+    margin = np.empty(_MAX_PERMUTATIONS, dtype=np.float32)
+    cond = np.empty((feature.shape[1], _MAX_PERMUTATIONS), dtype=np.int8)
+    node = np.empty(_MAX_PERMUTATIONS, dtype=np.int64)
+    lep_dr = np.empty(6)
+    lep_m = np.empty(6)
+    pair_dr = np.empty((6, 6))
+    pair_m = np.empty((6, 6))
+    jet32 = np.empty((3, 6), dtype=np.float32)           # pt, btag, qgl
+    lep32 = np.empty((2, 6), dtype=np.float32)           # lepton-jet dR, mass
+    pair32 = np.empty((2, 6, 6), dtype=np.float32)       # jet-pair dR, mass
+    for i in rows:
+        k = n_used[i]
+        o = offsets[i]
+        for a in range(k):
+            ja = o + a
+            d_eta = leta[i] - eta[ja]
+            d_phi = lphi[i] - phi[ja]
+            lep_dr[a] = np.sqrt(d_eta * d_eta + d_phi * d_phi)
+            sx = lpx[i] + px[ja]
+            sy = lpy[i] + py[ja]
+            sz = lpz[i] + pz[ja]
+            se = le[i] + e[ja]
+            lep_m[a] = np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
+            lep32[0, a] = np.float32(lep_dr[a])
+            lep32[1, a] = np.float32(lep_m[a])
+            jet32[0, a] = np.float32(pt[ja])
+            jet32[1, a] = np.float32(btag[ja])
+            jet32[2, a] = np.float32(qgl[ja])
+            for b in range(k):
+                jb = o + b
+                d_eta = eta[ja] - eta[jb]
+                d_phi = phi[ja] - phi[jb]
+                pair_dr[a, b] = np.sqrt(d_eta * d_eta + d_phi * d_phi)
+                sx = px[ja] + px[jb]
+                sy = py[ja] + py[jb]
+                sz = pz[ja] + pz[jb]
+                se = e[ja] + e[jb]
+                pair_m[a, b] = np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
+                pair32[0, a, b] = np.float32(pair_dr[a, b])
+                pair32[1, a, b] = np.float32(pair_m[a, b])
+        p0 = table_offsets[k]
+        n_p = table_offsets[k + 1] - p0
+        for p in range(n_p):
+            w1 = table[p0 + p, 0]
+            w2 = table[p0 + p, 1]
+            bh = table[p0 + p, 2]
+            bl = table[p0 + p, 3]
+            m3, pt3 = _triplet(px, py, pz, e, o + w1, o + w2, o + bh)
+            f32t[0, p] = lep32[0, bl]
+            f32t[1, p] = pair32[0, w1, w2]
+            f32t[2, p] = pair32[0, w1, bh]
+            f32t[3, p] = pair32[0, w2, bh]
+            f32t[4, p] = lep32[1, bl]
+            f32t[5, p] = pair32[1, w1, w2]
+            f32t[6, p] = np.float32(m3)
+            f32t[7, p] = np.float32(pt3)
+            for c in range(3):
+                f32t[8 + 4 * c, p] = jet32[c, w1]
+                f32t[9 + 4 * c, p] = jet32[c, w2]
+                f32t[10 + 4 * c, p] = jet32[c, bh]
+                f32t[11 + 4 * c, p] = jet32[c, bl]
+        _margins(f32t, n_p, feature, threshold, nan_right, leaf, depth, base_margin, cond, node, margin)
+        best = 0
+        best_score = _sigmoid32(margin[0])
+        for p in range(1, n_p):
+            s = _sigmoid32(margin[p])
+            if s > best_score:                      # strict: the first maximum, as np.argmax
+                best_score = s
+                best = p
+        out_index[i] = best
+        out_score[i] = best_score
+        w1 = table[p0 + best, 0]
+        w2 = table[p0 + best, 1]
+        bh = table[p0 + best, 2]
+        bl = table[p0 + best, 3]
+        m3, pt3 = _triplet(px, py, pz, e, o + w1, o + w2, o + bh)
+        out_features[i, 0] = lep_dr[bl]
+        out_features[i, 1] = pair_dr[w1, w2]
+        out_features[i, 2] = pair_dr[w1, bh]
+        out_features[i, 3] = pair_dr[w2, bh]
+        out_features[i, 4] = lep_m[bl]
+        out_features[i, 5] = pair_m[w1, w2]
+        out_features[i, 6] = m3
+        out_features[i, 7] = pt3
+        for c, col in enumerate((pt, btag, qgl)):
+            out_features[i, 8 + 4 * c] = col[o + w1]
+            out_features[i, 9 + 4 * c] = col[o + w2]
+            out_features[i, 10 + 4 * c] = col[o + bh]
+            out_features[i, 11 + 4 * c] = col[o + bl]
