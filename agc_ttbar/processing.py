@@ -128,6 +128,8 @@ class FileProcessor:
         self.info = info
         self.pt_res_seed = int(pt_res_seed)
         self.scorer = scorer
+        # numba is loaded already when the scorer is compiled: then m_bjj uses its kernel too
+        self.compiled = bool(getattr(scorer, "compiled", False))
         self.hists = HistogramSet()
         self.cutflow = cutflow_mod.empty()
         labels = variations_for(info.process, info.variation)
@@ -258,7 +260,8 @@ class FileProcessor:
                 if region == "4j1b":
                     x = ht(pt_sel, rc)
                 else:
-                    x = m_bjj(pt_sel, s_eta[sel], s_phi[sel], s_mass[sel], s_btag[sel], rc)
+                    x = m_bjj(pt_sel, s_eta[sel], s_phi[sel], s_mass[sel], s_btag[sel], rc,
+                              compiled=self.compiled)
                 self._fill_all(region, x, EDGES, weight_sets)
                 if ml and region == "4j2b":
                     jets = {"pt": pt_sel, "eta": s_eta[sel], "phi": s_phi[sel], "mass": s_mass[sel],

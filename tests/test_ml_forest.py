@@ -81,12 +81,13 @@ def test_flat_and_jagged_inputs_agree():
                          {c: np.asarray(v)[:1] for c, v in lepton.items()}, event[:1])
 
 
-@pytest.mark.parametrize("max_n_jets", [4, 6])
-def test_compiled_search_equals_xgboost_search(max_n_jets):
+@pytest.mark.parametrize("max_n_jets,depth", [(4, 3), (6, 2), (6, 5)])
+def test_compiled_search_equals_xgboost_search(max_n_jets, depth):
     """Index, score and all 20 features of the best permutation: the same bits as the numpy
-    features + Booster.inplace_predict + argmax path, on events with 4-8 jets and both parities."""
-    even_model, _ = train(seed=11)
-    odd_model, _ = train(seed=12)
+    features + Booster.inplace_predict + argmax path, on events with 4-8 jets and both parities
+    (depth <= 3: code-table lookup; deeper: the walk)."""
+    even_model, _ = train(seed=11, depth=depth)
+    odd_model, _ = train(seed=12, depth=depth)
     jets, lepton, event = random_events(400, seed=5, min_jets=4, max_jets=8)
     # NaN qgl for some jets: NaN features take each split's default direction
     flat_qgl = ak.flatten(jets["qgl"]).to_numpy().copy()
@@ -96,6 +97,7 @@ def test_compiled_search_equals_xgboost_search(max_n_jets):
     fused = AssignmentScorer([BoosterModel(even_model, compiled=True), BoosterModel(odd_model, compiled=True)],
                              max_n_jets)
     assert fused.compiled and not plain.compiled
+    assert (fused.models[0].forest.code_leaf.shape[1] > 0) == (depth <= 3)
     want = plain.best(jets, lepton, event)
     got = fused.best(jets, lepton, event)
     for w, g in zip(want, got):

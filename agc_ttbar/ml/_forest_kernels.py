@@ -7,8 +7,9 @@ equal (tests check it).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .._jit import numba, warm_up
 
 _NF = 20
 _MAX_PERMUTATIONS = 180
@@ -28,29 +29,43 @@ def _sigmoid32(x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _margins(xt, n_rows, feature, threshold, nan_right, leaf, depth, base_margin, cond, node, out):
+def _margins(xt, n_rows, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node, out):
     """float32 margins of the rows 0..n_rows-1 of ``xt`` (20, rows: features transposed).
 
-    Tree by tree, as xgboost adds them: first every split condition of the tree for all rows (a
-    contiguous loop over rows per split, which the compiler vectorises), then the walk, which only
-    reads conditions, then the float32 leaf value is added. ``cond`` (int8, (inner nodes, rows))
-    and ``node`` (int64, rows) are work arrays.
+    Tree by tree, as xgboost adds them. Every split condition of the tree is evaluated for all
+    rows (a contiguous loop over rows per split, which the compiler vectorises). Shallow trees
+    (``code_leaf`` not empty, depth <= 3) then pack the conditions of a row into a bit code and
+    look the leaf value up in the tree's ``code_leaf`` table; deeper trees walk the conditions
+    (``cond``, int8 (inner nodes, rows)). ``node`` (int64, rows) is a work array.
     """
     n_inner = feature.shape[1]
+    table = code_leaf.shape[1] > 0
     for r in range(n_rows):
         out[r] = base_margin
     for t in range(feature.shape[0]):
+        if table:
+            for r in range(n_rows):
+                node[r] = 0
         for j in range(n_inner):
             f = feature[t, j]
             th = threshold[t, j]
-            nr = nan_right[t, j]
-            if nr:                                   # NaN takes the default direction
+            if table:
+                if nan_right[t, j]:                  # NaN takes the default direction
+                    for r in range(n_rows):
+                        node[r] |= np.int64(not (xt[f, r] < th)) << j
+                else:
+                    for r in range(n_rows):
+                        node[r] |= np.int64(xt[f, r] >= th) << j
+            elif nan_right[t, j]:
                 for r in range(n_rows):
-                    v = xt[f, r]
-                    cond[j, r] = np.int8(not (v < th))
+                    cond[j, r] = np.int8(not (xt[f, r] < th))
             else:
                 for r in range(n_rows):
                     cond[j, r] = np.int8(xt[f, r] >= th)
+        if table:
+            for r in range(n_rows):
+                out[r] += code_leaf[t, node[r]]
+            continue
         for r in range(n_rows):
             node[r] = 0
         for _ in range(depth):
@@ -62,7 +77,7 @@ def _margins(xt, n_rows, feature, threshold, nan_right, leaf, depth, base_margin
 
 
 @numba.njit(cache=True, nogil=True)
-def predict_rows(x, feature, threshold, nan_right, leaf, depth, base_margin, out):
+def predict_rows(x, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, out):
     """float32 probabilities of float64 feature rows x (n, 20), as ``Booster.inplace_predict``."""
     block = 256
     xt = np.empty((_NF, block), dtype=np.float32)
@@ -75,7 +90,7 @@ def predict_rows(x, feature, threshold, nan_right, leaf, depth, base_margin, out
         for r in range(start, stop):
             for j in range(_NF):
                 xt[j, r - start] = np.float32(x[r, j])
-        _margins(xt, stop - start, feature, threshold, nan_right, leaf, depth, base_margin, cond, node, m)
+        _margins(xt, stop - start, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node, m)
         for r in range(start, stop):
             out[r] = _sigmoid32(m[r - start])
 
@@ -92,7 +107,7 @@ def _triplet(px, py, pz, e, j1, j2, j3):
 
 @numba.njit(cache=True, nogil=True)
 def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx, lpy, lpz, le, leta, lphi,
-              table, table_offsets, feature, threshold, nan_right, leaf, depth, base_margin,
+              table, table_offsets, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin,
               out_index, out_score, out_features):
     """For each event ``i`` in ``rows``: features of every permutation of its first ``n_used[i]``
     jets (flat jet arrays, event i's jets from ``offsets[i]``), their scores, and the first best
@@ -164,7 +179,8 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
                 f32t[9 + 4 * c, p] = jet32[c, w2]
                 f32t[10 + 4 * c, p] = jet32[c, bh]
                 f32t[11 + 4 * c, p] = jet32[c, bl]
-        _margins(f32t, n_p, feature, threshold, nan_right, leaf, depth, base_margin, cond, node, margin)
+        _margins(f32t, n_p, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node,
+                 margin)
         best = 0
         best_score = _sigmoid32(margin[0])
         for p in range(1, n_p):
@@ -192,3 +208,24 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
             out_features[i, 9 + 4 * c] = col[o + w2]
             out_features[i, 10 + 4 * c] = col[o + bh]
             out_features[i, 11 + 4 * c] = col[o + bl]
+
+
+def _warm_up() -> None:
+    """First calls with the argument types :mod:`agc_ttbar.ml.forest` passes (loads the cache)."""
+    f1 = np.zeros(4)
+    i1 = np.zeros(1, dtype=np.int64)
+    feature = np.zeros((1, 1), dtype=np.int64)
+    threshold = np.zeros((1, 1), dtype=np.float32)
+    nan_right = np.zeros((1, 1), dtype=np.bool_)
+    leaf = np.zeros((1, 2), dtype=np.float32)
+    forest = (feature, threshold, nan_right, leaf, leaf, 1, np.float32(0))
+    predict_rows(np.zeros((1, _NF)), *forest, np.empty(1, dtype=np.float32))
+    from .forest import permutation_tables
+
+    table, table_offsets = permutation_tables()
+    best_rows(np.zeros(0, dtype=np.int64), i1, i1, f1, f1, f1, f1, f1, f1, f1, f1, f1,
+              f1, f1, f1, f1, f1, f1, table, table_offsets, *forest,
+              i1, np.empty(1, dtype=np.float32), np.empty((1, _NF)))
+
+
+warm_up(_warm_up)

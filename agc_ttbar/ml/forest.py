@@ -56,6 +56,15 @@ class Forest:
     leaf: np.ndarray
     depth: int
     base_margin: np.float32
+    #: For depth <= :attr:`CODE_TABLE_DEPTH`: (n_trees, 2**(2**depth - 1)) float32, the leaf value
+    #: reached for each combination of split outcomes (bit j = split j goes right); else (n, 0).
+    code_leaf: np.ndarray = None
+
+    CODE_TABLE_DEPTH = 3
+
+    def __post_init__(self):
+        if self.code_leaf is None:
+            object.__setattr__(self, "code_leaf", _code_leaf_table(self.leaf, self.depth, self.CODE_TABLE_DEPTH))
 
     #: Deeper trees are left to xgboost: the kernel evaluates all 2**depth - 1 splits of a padded
     #: tree, which beats xgboost's walk for shallow trees only (measured: 2.2x faster at depth 3,
@@ -142,11 +151,12 @@ class Forest:
         """The same forest with no trees (every score is sigmoid(base_margin)): timing the search
         with it measures everything but the trees (benchmarks)."""
         return replace(self, feature=self.feature[:0], threshold=self.threshold[:0],
-                       nan_right=self.nan_right[:0], leaf=self.leaf[:0])
+                       nan_right=self.nan_right[:0], leaf=self.leaf[:0], code_leaf=self.code_leaf[:0])
 
     def arrays(self) -> tuple:
         """The kernel arguments describing the forest."""
-        return self.feature, self.threshold, self.nan_right, self.leaf, self.depth, self.base_margin
+        return (self.feature, self.threshold, self.nan_right, self.leaf, self.code_leaf, self.depth,
+                self.base_margin)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """float32 probabilities of rows of float64 features (n, 20), as ``inplace_predict``."""
@@ -154,6 +164,19 @@ class Forest:
         out = np.empty(len(x), dtype=np.float32)
         _kernels().predict_rows(x, *self.arrays(), out)
         return out
+
+
+def _code_leaf_table(leaf: np.ndarray, depth: int, max_depth: int) -> np.ndarray:
+    """Leaf value of each tree for every code of split outcomes (bit j: split j goes right)."""
+    n_trees = leaf.shape[0]
+    if depth > max_depth:
+        return np.zeros((n_trees, 0), dtype=np.float32)
+    n_inner = 2**depth - 1
+    codes = np.arange(2**n_inner, dtype=np.int64)
+    node = np.zeros_like(codes)
+    for _ in range(depth):
+        node = 2 * node + 1 + ((codes >> node) & 1)
+    return np.ascontiguousarray(leaf[:, node - n_inner], dtype=np.float32)
 
 
 def _tree_depth(left, right) -> int:
