@@ -113,15 +113,14 @@ def replicate(src: str, copies: int, path: str, compression: str) -> None:
 
 
 def models_for_ml(args, cfg: dict, e2e: dict | None, bench_dir: str, default_file: str) -> tuple[str, list[str]]:
-    """(kind, [even, odd]) of the scorer: the models of the end-to-end run when it made them, else a
-    BDT trained here with the workflow's scripts on the default file's events."""
+    """(kind, [even, odd]) of the scorer: the models of the end-to-end run (this one, or an earlier
+    one in ``bench_dir``), else a BDT trained here with the workflow's scripts on the default file."""
     from agc_ttbar import layout
 
     kind = cfg["ml"]["model"]
-    if e2e:
-        paths = layout.ml_models(e2e["results_dir"], cfg, kind)
-        if all(os.path.exists(p) for p in paths):
-            return kind, paths
+    paths = layout.ml_models(e2e["results_dir"] if e2e else os.path.join(bench_dir, "e2e"), cfg, kind)
+    if all(os.path.exists(p) for p in paths):
+        return kind, paths
     kind = "bdt"
     mldir = os.path.join(bench_dir, "ml")
     paths = [os.path.join(mldir, "bdt_even.json"), os.path.join(mldir, "bdt_odd.json")]
@@ -215,17 +214,18 @@ def perfile(files: dict[str, str], nevts: int, chunksize: int, ml, repeats: int,
     return out
 
 
-def dataset_rates(files: list[tuple[str, str]], chunksize: int, ml, repeats: int) -> dict:
-    """The per-file stage over every file of the default dataset: alternating read / job /
-    read-ML / job-ML per file, per round; rate = all entries / summed CPU seconds of a mode."""
+def dataset_rates(files: list[tuple[str, str, int]], chunksize: int, ml, repeats: int) -> dict:
+    """The per-file stage over every file of the default dataset (sample, path, sample nevts for
+    the weight): alternating read / job / read-ML / job-ML per file, per round; rate = all
+    entries / summed CPU seconds of a mode."""
     modes = [("read", None), ("job", None), ("read_ml", ml), ("job_ml", ml)]
     rounds = []
     for rnd in range(repeats):
         cpu = {m: 0.0 for m, _ in modes}
         entries = 0
-        for sample, path in files:
+        for sample, path, nevts in files:
             for name, m in modes:
-                r = perfile_driver(name.split("_")[0], path, 0, chunksize, m, sample=sample)
+                r = perfile_driver(name.split("_")[0], path, nevts, chunksize, m, sample=sample)
                 cpu[name] += r["cpu_s"]
             entries += r["entries"]
         rates = {k: entries / v for k, v in cpu.items()}
@@ -523,9 +523,13 @@ def main(argv=None) -> int:
             from agc_ttbar import layout
 
             results_dir = e2e["results_dir"] if e2e else os.path.join(bench_dir, "e2e")
-            files = [(sample, layout.mock_file(results_dir, sample, i)) for sample in cfg["samples"]
-                     for i in range(mcfg["files_per_sample"])]
-            missing = [p for _, p in files if not os.path.exists(p)]
+            missing = [p for p in [layout.fileset(results_dir)] if not os.path.exists(p)]
+            if not missing:
+                with open(layout.fileset(results_dir)) as f:
+                    fileset = json.load(f)
+                files = [(sample, layout.mock_file(results_dir, sample, i), fileset[sample]["nevts_total"])
+                         for sample in cfg["samples"] for i in range(mcfg["files_per_sample"])]
+                missing = [p for _, p, _ in files if not os.path.exists(p)]
             if missing:
                 raise FileNotFoundError(f"{len(missing)} default mock files missing (first {missing[0]}): "
                                         "run the e2e section first")

@@ -94,3 +94,15 @@ def test_quick_run_writes_report(tmp_path):
     assert "| figure | value | target | status |" in md
     assert "PASS" in md or "MISS" in md
     assert "job / raw read, no ML, default mock" in proc.stdout
+
+
+def test_dataset_rates_sum_over_files(mock_file):
+    """The dataset section: every mode runs on every file; rates are events / summed CPU."""
+    from run import dataset_rates
+
+    path, nevts = mock_file
+    res = dataset_rates([("ttbar__nominal", path, nevts), ("wjets__nominal", path, 50 * nevts)], 200_000, None, 1)
+    assert res["n_files"] == 2 and res["entries"] == 4000
+    r = res["rounds"][0]
+    assert set(r) == {"read", "job", "read_ml", "job_ml"} and all(v > 0 for v in r.values())
+    assert res["ratio_noml"] == r["job"] / r["read"]

@@ -105,6 +105,22 @@ def _triplet(px, py, pz, e, j1, j2, j3):
     return np.sqrt(te * te - tpx * tpx - tpy * tpy - tpz * tpz), np.sqrt(tpx * tpx + tpy * tpy)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _delta_r(eta1, phi1, eta2, phi2):
+    d_eta = eta1 - eta2
+    d_phi = phi1 - phi2
+    return np.sqrt(d_eta * d_eta + d_phi * d_phi)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pair_mass(px, py, pz, e, j1, j2):
+    sx = px[j1] + px[j2]
+    sy = py[j1] + py[j2]
+    sz = pz[j1] + pz[j2]
+    se = e[j1] + e[j2]
+    return np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
+
+
 @numba.njit(cache=True, nogil=True)
 def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx, lpy, lpz, le, leta, lphi,
               table, table_offsets, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin,
@@ -113,101 +129,115 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
     jets (flat jet arrays, event i's jets from ``offsets[i]``), their scores, and the first best
     permutation, written to row ``i`` of the outputs.
 
-    The per-jet, lepton-jet and jet-pair quantities are computed once per event (float64, then
-    rounded to float32 once); a permutation only gathers them and sums its three-jet system. The
-    float64 features of the chosen permutation are rebuilt from the same float64 tables.
+    Events are taken in blocks of >= 512 permutations, so that the tree loops run over many rows
+    (most events have 4 jets: 12 permutations). Per event, the per-jet, lepton-jet and jet-pair
+    quantities are computed once (float64, rounded to float32 once) and a permutation only gathers
+    them and sums its three-jet system. The float64 features of the chosen permutation are then
+    computed again, by the same operations, for that permutation alone.
     """
-    f32t = np.empty((_NF, _MAX_PERMUTATIONS), dtype=np.float32)
-    margin = np.empty(_MAX_PERMUTATIONS, dtype=np.float32)
-    cond = np.empty((feature.shape[1], _MAX_PERMUTATIONS), dtype=np.int8)
-    node = np.empty(_MAX_PERMUTATIONS, dtype=np.int64)
-    lep_dr = np.empty(6)
-    lep_m = np.empty(6)
-    pair_dr = np.empty((6, 6))
-    pair_m = np.empty((6, 6))
+    block = 512
+    cap = block + _MAX_PERMUTATIONS
+    f32t = np.empty((_NF, cap), dtype=np.float32)
+    margin = np.empty(cap, dtype=np.float32)
+    cond = np.empty((feature.shape[1], cap), dtype=np.int8)
+    node = np.empty(cap, dtype=np.int64)
+    ev_start = np.empty(cap, dtype=np.int64)             # events of the block: first row
     jet32 = np.empty((3, 6), dtype=np.float32)           # pt, btag, qgl
     lep32 = np.empty((2, 6), dtype=np.float32)           # lepton-jet dR, mass
     pair32 = np.empty((2, 6, 6), dtype=np.float32)       # jet-pair dR, mass
-    for i in rows:
-        k = n_used[i]
-        o = offsets[i]
-        for a in range(k):
-            ja = o + a
-            d_eta = leta[i] - eta[ja]
-            d_phi = lphi[i] - phi[ja]
-            lep_dr[a] = np.sqrt(d_eta * d_eta + d_phi * d_phi)
-            sx = lpx[i] + px[ja]
-            sy = lpy[i] + py[ja]
-            sz = lpz[i] + pz[ja]
-            se = le[i] + e[ja]
-            lep_m[a] = np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
-            lep32[0, a] = np.float32(lep_dr[a])
-            lep32[1, a] = np.float32(lep_m[a])
-            jet32[0, a] = np.float32(pt[ja])
-            jet32[1, a] = np.float32(btag[ja])
-            jet32[2, a] = np.float32(qgl[ja])
-            for b in range(k):
-                jb = o + b
-                d_eta = eta[ja] - eta[jb]
-                d_phi = phi[ja] - phi[jb]
-                pair_dr[a, b] = np.sqrt(d_eta * d_eta + d_phi * d_phi)
-                sx = px[ja] + px[jb]
-                sy = py[ja] + py[jb]
-                sz = pz[ja] + pz[jb]
-                se = e[ja] + e[jb]
-                pair_m[a, b] = np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
-                pair32[0, a, b] = np.float32(pair_dr[a, b])
-                pair32[1, a, b] = np.float32(pair_m[a, b])
-        p0 = table_offsets[k]
-        n_p = table_offsets[k + 1] - p0
-        for p in range(n_p):
-            w1 = table[p0 + p, 0]
-            w2 = table[p0 + p, 1]
-            bh = table[p0 + p, 2]
-            bl = table[p0 + p, 3]
-            m3, pt3 = _triplet(px, py, pz, e, o + w1, o + w2, o + bh)
-            f32t[0, p] = lep32[0, bl]
-            f32t[1, p] = pair32[0, w1, w2]
-            f32t[2, p] = pair32[0, w1, bh]
-            f32t[3, p] = pair32[0, w2, bh]
-            f32t[4, p] = lep32[1, bl]
-            f32t[5, p] = pair32[1, w1, w2]
-            f32t[6, p] = np.float32(m3)
-            f32t[7, p] = np.float32(pt3)
-            for c in range(3):
-                f32t[8 + 4 * c, p] = jet32[c, w1]
-                f32t[9 + 4 * c, p] = jet32[c, w2]
-                f32t[10 + 4 * c, p] = jet32[c, bh]
-                f32t[11 + 4 * c, p] = jet32[c, bl]
-        _margins(f32t, n_p, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node,
+    n_rows_total = rows.shape[0]
+    first = 0
+    while first < n_rows_total:
+        # 1. features of the permutations of a block of events
+        n_block = 0
+        last = first
+        while last < n_rows_total and n_block < block:
+            i = rows[last]
+            k = n_used[i]
+            o = offsets[i]
+            for a in range(k):
+                ja = o + a
+                lep32[0, a] = np.float32(_delta_r(leta[i], lphi[i], eta[ja], phi[ja]))
+                sx = lpx[i] + px[ja]
+                sy = lpy[i] + py[ja]
+                sz = lpz[i] + pz[ja]
+                se = le[i] + e[ja]
+                lep32[1, a] = np.float32(np.sqrt(se * se - sx * sx - sy * sy - sz * sz))
+                jet32[0, a] = np.float32(pt[ja])
+                jet32[1, a] = np.float32(btag[ja])
+                jet32[2, a] = np.float32(qgl[ja])
+                for b in range(k):
+                    jb = o + b
+                    pair32[0, a, b] = np.float32(_delta_r(eta[ja], phi[ja], eta[jb], phi[jb]))
+                    pair32[1, a, b] = np.float32(_pair_mass(px, py, pz, e, ja, jb))
+            p0 = table_offsets[k]
+            n_p = table_offsets[k + 1] - p0
+            ev_start[last - first] = n_block
+            for p in range(n_p):
+                w1 = table[p0 + p, 0]
+                w2 = table[p0 + p, 1]
+                bh = table[p0 + p, 2]
+                bl = table[p0 + p, 3]
+                m3, pt3 = _triplet(px, py, pz, e, o + w1, o + w2, o + bh)
+                q = n_block + p
+                f32t[0, q] = lep32[0, bl]
+                f32t[1, q] = pair32[0, w1, w2]
+                f32t[2, q] = pair32[0, w1, bh]
+                f32t[3, q] = pair32[0, w2, bh]
+                f32t[4, q] = lep32[1, bl]
+                f32t[5, q] = pair32[1, w1, w2]
+                f32t[6, q] = np.float32(m3)
+                f32t[7, q] = np.float32(pt3)
+                for c in range(3):
+                    f32t[8 + 4 * c, q] = jet32[c, w1]
+                    f32t[9 + 4 * c, q] = jet32[c, w2]
+                    f32t[10 + 4 * c, q] = jet32[c, bh]
+                    f32t[11 + 4 * c, q] = jet32[c, bl]
+            n_block += n_p
+            last += 1
+        # 2. the trees, on all rows of the block
+        _margins(f32t, n_block, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node,
                  margin)
-        best = 0
-        best_score = _sigmoid32(margin[0])
-        for p in range(1, n_p):
-            s = _sigmoid32(margin[p])
-            if s > best_score:                      # strict: the first maximum, as np.argmax
-                best_score = s
-                best = p
-        out_index[i] = best
-        out_score[i] = best_score
-        w1 = table[p0 + best, 0]
-        w2 = table[p0 + best, 1]
-        bh = table[p0 + best, 2]
-        bl = table[p0 + best, 3]
-        m3, pt3 = _triplet(px, py, pz, e, o + w1, o + w2, o + bh)
-        out_features[i, 0] = lep_dr[bl]
-        out_features[i, 1] = pair_dr[w1, w2]
-        out_features[i, 2] = pair_dr[w1, bh]
-        out_features[i, 3] = pair_dr[w2, bh]
-        out_features[i, 4] = lep_m[bl]
-        out_features[i, 5] = pair_m[w1, w2]
-        out_features[i, 6] = m3
-        out_features[i, 7] = pt3
-        for c, col in enumerate((pt, btag, qgl)):
-            out_features[i, 8 + 4 * c] = col[o + w1]
-            out_features[i, 9 + 4 * c] = col[o + w2]
-            out_features[i, 10 + 4 * c] = col[o + bh]
-            out_features[i, 11 + 4 * c] = col[o + bl]
+        # 3. per event: the first best permutation and its float64 features
+        for ev in range(first, last):
+            i = rows[ev]
+            k = n_used[i]
+            o = offsets[i]
+            p0 = table_offsets[k]
+            n_p = table_offsets[k + 1] - p0
+            s0 = ev_start[ev - first]
+            best = 0
+            best_score = _sigmoid32(margin[s0])
+            for p in range(1, n_p):
+                sc = _sigmoid32(margin[s0 + p])
+                if sc > best_score:                 # strict: the first maximum, as np.argmax
+                    best_score = sc
+                    best = p
+            out_index[i] = best
+            out_score[i] = best_score
+            w1 = o + table[p0 + best, 0]
+            w2 = o + table[p0 + best, 1]
+            bh = o + table[p0 + best, 2]
+            bl = o + table[p0 + best, 3]
+            sx = lpx[i] + px[bl]
+            sy = lpy[i] + py[bl]
+            sz = lpz[i] + pz[bl]
+            se = le[i] + e[bl]
+            m3, pt3 = _triplet(px, py, pz, e, w1, w2, bh)
+            out_features[i, 0] = _delta_r(leta[i], lphi[i], eta[bl], phi[bl])
+            out_features[i, 1] = _delta_r(eta[w1], phi[w1], eta[w2], phi[w2])
+            out_features[i, 2] = _delta_r(eta[w1], phi[w1], eta[bh], phi[bh])
+            out_features[i, 3] = _delta_r(eta[w2], phi[w2], eta[bh], phi[bh])
+            out_features[i, 4] = np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
+            out_features[i, 5] = _pair_mass(px, py, pz, e, w1, w2)
+            out_features[i, 6] = m3
+            out_features[i, 7] = pt3
+            for c, col in enumerate((pt, btag, qgl)):
+                out_features[i, 8 + 4 * c] = col[w1]
+                out_features[i, 9 + 4 * c] = col[w2]
+                out_features[i, 10 + 4 * c] = col[bh]
+                out_features[i, 11 + 4 * c] = col[bl]
+        first = last
 
 
 def _warm_up() -> None:
