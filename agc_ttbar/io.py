@@ -116,7 +116,8 @@ def check_branches(tree: uproot.TTree, branches: Iterable[str], path: str) -> No
 #: for IDs and event numbers, bool (or an integer flag) for Muon_tightId. Others: any number.
 _FLOAT, _INT, _FLAG = "f", "iu", "biu"
 _BRANCH_KINDS = {"Jet_jetId": _INT, "Electron_cutBased": _INT, "Muon_tightId": _FLAG,
-                 "run": _INT, "luminosityBlock": _INT, "event": _INT}
+                 "run": _INT, "luminosityBlock": _INT, "event": _INT,
+                 "GenPart_pdgId": _INT, "GenPart_genPartIdxMother": _INT, "GenPart_statusFlags": _INT}
 #: Flat (one value per event) branches; every ``Jet_``/``Electron_``/``Muon_`` branch is jagged.
 _FLAT = {"run", "luminosityBlock", "event"}
 

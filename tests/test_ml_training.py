@@ -123,3 +123,38 @@ def test_bdt_trained_on_mock_ttbar_beats_random():
     assert m["leading4"]["model"]["all_correct"] > 0.65          # random: 1/12
     assert m["leading4"]["model"]["all_correct"] > m["leading4"]["trijet"]["all_correct"] + 0.2
     assert m["top6"]["model"]["all_correct"] > 0.6 > 0.1 > m["top6"]["random"]["all_correct"]
+
+
+def test_training_data_script_names_the_bad_file(tmp_path, toy_file):
+    """ml_training_data: a missing file, a non-ROOT file and a NanoAOD file without GenPart give one
+    ERROR line naming the file (and the branches), exit 1, and no output."""
+    import pathlib
+    import subprocess
+    import sys
+
+    import uproot
+
+    no_gen = tmp_path / "no_genpart.root"
+    ev = toy.make_ttbar(300, seed=3)
+    data = {k: ev[k] for k in ("run", "luminosityBlock", "event")}
+    types = {k: str(ev[k].dtype) for k in data}
+    for coll in ("Jet", "Electron", "Muon"):                 # no GenPart
+        fields, counts = ev[coll]
+        data[coll] = ak.zip({f: ak.unflatten(np.asarray(v), counts) for f, v in fields.items()})
+        types[coll] = "var * {" + ", ".join(f"{f}: {np.asarray(v).dtype}" for f, v in fields.items()) + "}"
+    with uproot.recreate(no_gen) as f:
+        f.mktree("Events", types, field_name=lambda o, i: f"{o}_{i}", counter_name=lambda c: f"n{c}").extend(data)
+    garbage = tmp_path / "garbage.root"
+    garbage.write_bytes(b"not a ROOT file" * 100)
+    cases = {str(tmp_path / "missing.root"): "does not exist", str(garbage): "cannot open input file",
+             str(no_gen): "GenPart_eta"}
+    for path, expect in cases.items():
+        fileset = tmp_path / "fileset.json"
+        fileset.write_text(json.dumps({"ttbar__nominal": {"files": [{"path": path}]}}))
+        out = tmp_path / "data.npz"
+        proc = subprocess.run([sys.executable, "workflow_scripts/ml_training_data.py", "--fileset", str(fileset),
+                               "--samples", "ttbar__nominal", "--output", str(out)],
+                              capture_output=True, text=True, cwd=str(pathlib.Path(__file__).parents[1]))
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and path in proc.stderr and expect in proc.stderr, proc.stderr
+        assert not out.exists()

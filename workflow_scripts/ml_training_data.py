@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from agc_ttbar.io import InputFileError
 from agc_ttbar.ml import dataset
 
 
@@ -29,7 +30,11 @@ def main(argv=None) -> int:
             return 1
         paths += [entry["path"] for entry in fileset[key]["files"]]
     t0 = time.perf_counter()
-    data, summary = dataset.extract(paths, args.tree_name, args.chunksize, args.max_per_parity)
+    try:
+        data, summary = dataset.extract(paths, args.tree_name, args.chunksize, args.max_per_parity)
+    except InputFileError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
     summary["samples"] = args.samples
     summary["seconds"] = time.perf_counter() - t0
     if summary["n_even"] < 2 or summary["n_odd"] < 2:

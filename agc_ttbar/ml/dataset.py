@@ -105,8 +105,12 @@ def cap_per_parity(data: dict, max_per_parity: int) -> dict:
 
 def extract(paths: list[str], tree_name: str = "Events", chunksize: int = 200_000,
             max_per_parity: int = 20_000, log=print) -> tuple[dict, dict]:
-    """Training events from the files, in order, until each parity has ``max_per_parity``."""
-    import uproot
+    """Training events from the files, in order, until each parity has ``max_per_parity``.
+
+    A missing, damaged or unsuitable file raises :class:`agc_ttbar.io.InputFileError` naming it
+    (and the branches it lacks), as in the per-file job.
+    """
+    from ..io import InputFileError, check_branches, open_tree, read_chunk
 
     parts: list[dict] = []
     n_even = n_odd = 0
@@ -114,14 +118,15 @@ def extract(paths: list[str], tree_name: str = "Events", chunksize: int = 200_00
     for path in paths:
         if n_even >= max_per_parity and n_odd >= max_per_parity:
             break
-        with uproot.open(path) as f:
-            tree = f[tree_name]
+        with open_tree(path, tree_name) as tree:
             missing = [b for b in BRANCHES if b not in tree]
             if missing:
-                raise ValueError(f"{path}: tree {tree_name} lacks branches needed for ML training: "
-                                 f"{', '.join(missing)} (truth labels need GenPart)")
-            for arrays in tree.iterate(list(BRANCHES), step_size=chunksize, library="ak"):
-                part = select_events(arrays)
+                raise InputFileError(f"input file {path}: tree {tree_name!r} lacks branches needed for ML "
+                                     f"training: {', '.join(missing)} (truth labels need GenPart)")
+            check_branches(tree, list(BRANCHES), path)
+            for lo in range(0, tree.num_entries, max(1, chunksize)):
+                chunk = read_chunk(tree, path, list(BRANCHES), lo, min(tree.num_entries, lo + chunksize))
+                part = select_events(ak.zip(chunk, depth_limit=1))
                 cut = part.pop("_cutflow")
                 for k in ("4j2b", "fully_matched"):
                     summary[k] += cut[k]
