@@ -185,9 +185,9 @@ class AssignmentScorer:
         return cls(models, max_n_jets)
 
     # ------------------------------------------------------------------------------------------
-    def _groups(self, jets: dict, lepton: dict, event):
-        """Yield (event rows, k, model) for every (k = considered jets, parity) group, batched."""
-        dense, counts = dense_jets(jets, self.max_n_jets)
+    def _considered_jets(self, counts: np.ndarray, event) -> tuple[np.ndarray, np.ndarray]:
+        """Jets considered per event (``min(counts, max_n_jets)``) and the event numbers as an
+        array; ``ValueError`` for an event below 4 jets or a length mismatch."""
         n_used = np.minimum(counts, self.max_n_jets)
         if np.any(n_used < MIN_N_JETS):
             bad = int(np.flatnonzero(n_used < MIN_N_JETS)[0])
@@ -196,6 +196,12 @@ class AssignmentScorer:
         event = np.asarray(event)
         if event.shape != n_used.shape:
             raise ValueError(f"{len(event)} event numbers for {len(n_used)} events")
+        return n_used, event
+
+    def _groups(self, jets: dict, lepton: dict, event):
+        """Yield (event rows, k, model) for every (k = considered jets, parity) group, batched."""
+        dense, counts = dense_jets(jets, self.max_n_jets)
+        n_used, event = self._considered_jets(counts, event)
         even = (event % 2) == 0
         for k in range(MIN_N_JETS, self.max_n_jets + 1):
             in_k = n_used == k
@@ -236,14 +242,7 @@ class AssignmentScorer:
         from .forest import best_assignments
 
         t0 = time.perf_counter()
-        n_used = np.minimum(counts, self.max_n_jets)
-        if np.any(n_used < MIN_N_JETS):
-            bad = int(np.flatnonzero(n_used < MIN_N_JETS)[0])
-            raise ValueError(f"event at position {bad} has {counts[bad]} jets; the assignment needs "
-                             f"at least {MIN_N_JETS} (pass 4j2b events only)")
-        event = np.asarray(event)
-        if event.shape != n_used.shape:
-            raise ValueError(f"{len(event)} event numbers for {len(n_used)} events")
+        n_used, event = self._considered_jets(counts, event)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         flat = {c: np.asarray(jets[c], dtype=np.float64) for c in ("pt", "eta", "phi", "mass", "btag", "qgl")}
