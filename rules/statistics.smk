@@ -171,6 +171,7 @@ rule stat_plots:
     params:
         formats=" ".join(PLOT_FORMATS),
         ml=_ML_PLOT_ARGS,
+        dataset=config["dataset"],
     log:
         layout.log(R, "stat_plots"),
     benchmark:
@@ -182,7 +183,8 @@ rule stat_plots:
     shell:
         "python workflow_scripts/stat_plots.py --workspace {input.workspace} --fit-results {input.fit} "
         "--cabinetry-config {input.config} {params.ml} --templates-index {input.templates_index} "
-        "--formats {params.formats} --summary {output.summary} --index {output.index} > {log} 2>&1"
+        "--formats {params.formats} --dataset {params.dataset} --summary {output.summary} --index {output.index} "
+        "> {log} 2>&1"
 
 
 # The reference's closing line, `fit result for ttbar_norm: X +/- Y`, read from fit_results.json.

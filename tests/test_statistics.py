@@ -500,3 +500,17 @@ def test_statistics_rules_run_with_snakemake(reference5, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     page = report.read_text()
     assert "summary.html" in page and "post_fit_4j2b_SR.png" in page and "templates_4j1b_CR_ttbar.png" in page
+
+
+@pytest.mark.parametrize("dataset,expect,absent", [("agc", "CMS", "synthetic"), ("mock", "synthetic data", "CMS")])
+def test_experiment_label_follows_the_dataset(dataset, expect, absent):
+    """Figures of the embedded synthetic dataset are not labelled as CMS Open Data."""
+    import matplotlib.pyplot as plt
+
+    from agc_ttbar.statistics import plots
+
+    fig, ax = plt.subplots()
+    plots._label(ax, dataset)
+    texts = " ".join(t.get_text() for t in ax.texts)
+    plt.close(fig)
+    assert expect in texts and absent not in texts

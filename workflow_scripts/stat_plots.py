@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     p.add_argument("--outdir", default=None,
                    help="folder of the figures (subfolders per kind); default: the folder of --index")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    p.add_argument("--dataset", choices=plots.DATASET_KINDS, default="agc",
+                   help="config dataset: 'mock' figures are labelled as synthetic data, not CMS Open Data")
     p.add_argument("--templates-index", default=None,
                    help="index of template figures drawn by template_plots.py: merged into --index "
                         "instead of drawing the templates here")
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
     ws_ml = workspace.load(args.workspace_ml) if args.workspace_ml else None
     cab_ml = cabinetry.configuration.load(args.cabinetry_config_ml) if args.cabinetry_config_ml else None
     entries, yields = plots.make_all(ws, doc, cab, args.outdir, args.formats, ws_ml, cab_ml,
-                                     include_templates=args.templates_index is None)
+                                     include_templates=args.templates_index is None, dataset=args.dataset)
     atomic_write_text(args.summary, summary.summary_html(doc, yields))
 
     base = os.path.dirname(os.path.abspath(args.index))

@@ -46,8 +46,19 @@ def _style() -> None:
     plt.rcParams.update({"figure.max_open_warning": 0, "savefig.bbox": "tight"})
 
 
-def _label(ax, text: str = "Open Data", fontsize: float | None = None) -> None:
-    hep.cms.label(text, data=True, lumi=round(LUMI_PB / 1000.0, 3), com=13, ax=ax, loc=0, fontsize=fontsize)
+#: Dataset kinds (config ``dataset``) and the experiment label of their figures.
+DATASET_KINDS = ("agc", "mock")
+
+
+def _label(ax, dataset: str = "agc", fontsize: float | None = None) -> None:
+    """"CMS Open Data" for the AGC inputs; the embedded synthetic dataset is not CMS data, so its
+    figures say "AGC synthetic data" instead."""
+    lumi = round(LUMI_PB / 1000.0, 3)
+    if dataset == "mock":
+        hep.label.exp_label(exp="AGC", text="synthetic data", data=True, lumi=lumi, com=13, ax=ax, loc=0,
+                            fontsize=fontsize)
+    else:
+        hep.cms.label("Open Data", data=True, lumi=lumi, com=13, ax=ax, loc=0, fontsize=fontsize)
 
 
 def save(fig, base: str, formats: Sequence[str]) -> list[str]:
@@ -73,7 +84,7 @@ def _stairs_band(ax, edges, low, high, **kw):
 
 def data_mc(prediction, data: Sequence[Sequence[float]], edges: dict[str, Sequence[float]],
             variables: dict[str, str], outdir: str, stage: str, formats: Sequence[str],
-            data_label: str = "Pseudodata") -> list[dict[str, Any]]:
+            data_label: str = "Pseudodata", dataset: str = "agc") -> list[dict[str, Any]]:
     """One stacked data/MC figure per channel of a cabinetry ``ModelPrediction``.
 
     ``data`` is the observed data per channel (no auxdata), ``edges`` and ``variables`` give the bin
@@ -106,7 +117,7 @@ def data_mc(prediction, data: Sequence[Sequence[float]], edges: dict[str, Sequen
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[::-1], labels[::-1], loc="upper right", fontsize="x-small", ncols=1)
         ax.text(0.04, 0.95, f"{channel}\n{stage}", transform=ax.transAxes, va="top", fontsize="small")
-        _label(ax)
+        _label(ax, dataset)
 
         safe_total = np.where(total > 0, total, np.nan)
         ratio = obs / safe_total
@@ -136,7 +147,7 @@ def _is_staterror(name: str) -> bool:
 
 
 def pulls(doc: dict[str, Any], prefit_unc: dict[str, float], outdir: str, formats: Sequence[str],
-          exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
+          exclude: Iterable[str] = (), dataset: str = "agc") -> list[dict[str, Any]]:
     """Pull plots: (hat-theta - theta0) / sigma_prefit for the nuisance parameters, and the gammas."""
     _style()
     exclude = set(exclude)
@@ -162,12 +173,13 @@ def pulls(doc: dict[str, Any], prefit_unc: dict[str, float], outdir: str, format
         ax.set_xlim(-3, 3)
         ax.set_xlabel(r"$(\hat{\theta} - \theta_0) / \Delta\theta$")
         ax.minorticks_off()
-        _label(ax, fontsize=14)
+        _label(ax, dataset, fontsize=14)
         entries.append({"kind": name, "files": save(fig, os.path.join(outdir, name), formats)})
     return entries
 
 
-def correlation_matrix(doc: dict[str, Any], outdir: str, formats: Sequence[str]) -> list[dict[str, Any]]:
+def correlation_matrix(doc: dict[str, Any], outdir: str, formats: Sequence[str],
+                       dataset: str = "agc") -> list[dict[str, Any]]:
     """Correlation matrix of all fitted parameters (fixed ones, with zero uncertainty, left out)."""
     _style()
     labels = doc["labels"]
@@ -190,7 +202,7 @@ def correlation_matrix(doc: dict[str, Any], outdir: str, formats: Sequence[str])
                 ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if abs(corr[i, j]) > 0.6 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    _label(ax, fontsize=14)
+    _label(ax, dataset, fontsize=14)
     return [{"kind": "correlation_matrix",
              "files": save(fig, os.path.join(outdir, "correlation_matrix"), formats)}]
 
@@ -327,7 +339,7 @@ def _channel_edges(cab_config: dict[str, Any]) -> tuple[dict[str, list[float]], 
 def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any], outdir: str,
              formats: Sequence[str], ws_ml: dict[str, Any] | None = None,
              cab_config_ml: dict[str, Any] | None = None,
-             include_templates: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             include_templates: bool = True, dataset: str = "agc") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All statistics figures; returns (index entries, yields table for the summary).
 
     Figures go to ``outdir``/{data_mc,fit,templates,ml}. ``doc`` is the fit_results.json content.
@@ -352,12 +364,12 @@ def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any]
         os.makedirs(path, exist_ok=True)
 
     entries = []
-    entries += data_mc(prefit, obs, edges, variables, sub["data_mc"], "pre-fit", formats)
-    entries += data_mc(postfit, obs, edges, variables, sub["data_mc"], "post-fit", formats)
+    entries += data_mc(prefit, obs, edges, variables, sub["data_mc"], "pre-fit", formats, dataset=dataset)
+    entries += data_mc(postfit, obs, edges, variables, sub["data_mc"], "post-fit", formats, dataset=dataset)
     prefit_unc = dict(zip(model.config.par_names, cabinetry.model_utils.prefit_uncertainties(model)))
     poi = doc["poi"]["name"]
-    entries += pulls(doc, prefit_unc, sub["fit"], formats, exclude=[poi])
-    entries += correlation_matrix(doc, sub["fit"], formats)
+    entries += pulls(doc, prefit_unc, sub["fit"], formats, exclude=[poi], dataset=dataset)
+    entries += correlation_matrix(doc, sub["fit"], formats, dataset=dataset)
     if doc.get("ranking"):
         entries += ranking(doc["ranking"], prefit_unc, sub["fit"], formats)
     if include_templates:
@@ -369,9 +381,9 @@ def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any]
         matched = cabinetry.model_utils.match_fit_results(model_ml, fit)
         pre_ml = cabinetry.model_utils.prediction(model_ml)
         post_ml = cabinetry.model_utils.prediction(model_ml, fit_results=matched)
-        for e in data_mc(pre_ml, obs_ml, edges_ml, variables_ml, sub["ml"], "pre-fit", formats):
+        for e in data_mc(pre_ml, obs_ml, edges_ml, variables_ml, sub["ml"], "pre-fit", formats, dataset=dataset):
             entries.append({**e, "kind": "ml_data_mc"})
-        for e in data_mc(post_ml, obs_ml, edges_ml, variables_ml, sub["ml"], "post-fit", formats):
+        for e in data_mc(post_ml, obs_ml, edges_ml, variables_ml, sub["ml"], "post-fit", formats, dataset=dataset):
             entries.append({**e, "kind": "ml_data_mc"})
 
     table = {"channels": {}}
