@@ -92,8 +92,9 @@ def segmented_argmax(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cartesian(pt, eta, phi, mass):
-    """(px, py, pz, E) of the jets, float64 (numpy's cos, sin, sinh)."""
+def cartesian(pt, eta, phi, mass) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(px, py, pz, E) of PtEtaPhiM vectors, float64 (numpy's cos, sin, sinh): the components every
+    four-vector sum of the analysis (m_bjj, the ML features) starts from."""
     pt = np.asarray(pt, dtype=np.float64)
     eta = np.asarray(eta, dtype=np.float64)
     phi = np.asarray(phi, dtype=np.float64)
@@ -103,7 +104,7 @@ def _cartesian(pt, eta, phi, mass):
 
 
 def m_bjj(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, btag: np.ndarray,
-          counts: np.ndarray, compiled: bool = False) -> np.ndarray:
+          counts: np.ndarray, compiled: bool = False, components: tuple | None = None) -> np.ndarray:
     """Mass of the highest-pT trijet that contains at least one b-tagged jet, per event.
 
     Ties in the trijet pT keep the first candidate (``ak.argmax``). Events without any candidate
@@ -114,8 +115,9 @@ def m_bjj(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, bt
     (``agc_ttbar._observable_kernels``), the same float64 operations on the same numpy-computed
     components, hence the same bits (tests); ~10x faster, but loading numba costs ~0.3 s per
     process, so the per-file job uses it only when its ML scorer has loaded numba anyway.
+    ``components``: :func:`cartesian` of these jets when the caller has it already.
     """
-    px, py, pz, e = _cartesian(pt, eta, phi, mass)
+    px, py, pz, e = components if components is not None else cartesian(pt, eta, phi, mass)
     if compiled:
         from ._observable_kernels import m_bjj_flat
 

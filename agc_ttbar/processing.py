@@ -54,7 +54,7 @@ from . import cutflow as cutflow_mod
 from .histograms import ExactWeights, HistogramSet
 from .io import InputFileError, check_branches, open_tree, read_chunk
 from .ml.features import FEATURES, NUM_BINS as ML_NUM_BINS
-from .observables import event_index, ht, m_bjj, offsets_of
+from .observables import cartesian, event_index, ht, m_bjj, offsets_of
 from .samples import (BIN_HIGH, BIN_LOW, BTAG_VARIATIONS, KINEMATIC_VARIATIONS, NUM_BINS, REGIONS,
                       SCALE_VARIATIONS, histogram_key, split_sample_key, variations_for)
 from .selection import (BRANCHES, ID_BRANCHES, ML_BRANCHES, btag_mask, electron_mask, muon_mask,
@@ -120,8 +120,8 @@ class FileProcessor:
     ``scorer``: ``None`` (no ML) or an object with ``best_features(jets, lepton, event)`` returning a
     float64 array (n_events, 20) in the order of :data:`agc_ttbar.ml.features.FEATURES`
     (:class:`agc_ttbar.ml.inference.AssignmentScorer`); ``jets`` are jagged awkward arrays. A scorer
-    that also has ``best_features_flat(counts, jets, lepton, event)`` gets the flat jet arrays and
-    the jet counts instead (no jagged arrays are built).
+    that also has ``best_features_flat(counts, jets, lepton, event, components)`` gets the flat jet
+    arrays, the jet counts and the jets' Cartesian components (shared with m_bjj) instead.
     """
 
     def __init__(self, info: SampleInfo, pt_res_seed: int = 0, scorer=None) -> None:
@@ -260,15 +260,16 @@ class FileProcessor:
                 if region == "4j1b":
                     x = ht(pt_sel, rc)
                 else:
+                    comps = cartesian(pt_sel, s_eta[sel], s_phi[sel], s_mass[sel])   # m_bjj and ML
                     x = m_bjj(pt_sel, s_eta[sel], s_phi[sel], s_mass[sel], s_btag[sel], rc,
-                              compiled=self.compiled)
+                              compiled=self.compiled, components=comps)
                 self._fill_all(region, x, EDGES, weight_sets)
                 if ml and region == "4j2b":
                     jets = {"pt": pt_sel, "eta": s_eta[sel], "phi": s_phi[sel], "mass": s_mass[sel],
                             "btag": s_btag[sel], "qgl": s_qgl[sel]}
                     lep = {k: v[r] for k, v in lepton.items()}
                     if hasattr(self.scorer, "best_features_flat"):       # flat arrays + counts
-                        feats = self.scorer.best_features_flat(rc, jets, lep, s_event_no[r])
+                        feats = self.scorer.best_features_flat(rc, jets, lep, s_event_no[r], components=comps)
                     else:
                         jets = {k: ak.unflatten(v, rc) for k, v in jets.items()}
                         feats = self.scorer.best_features(jets, lep, s_event_no[r])

@@ -29,42 +29,45 @@ def _sigmoid32(x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _margins(xt, n_rows, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node, out):
+def _margins(xt, n_rows, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node, code, out):
     """float32 margins of the rows 0..n_rows-1 of ``xt`` (20, rows: features transposed).
 
     Tree by tree, as xgboost adds them. Every split condition of the tree is evaluated for all
-    rows (a contiguous loop over rows per split, which the compiler vectorises). Shallow trees
-    (``code_leaf`` not empty, depth <= 3) then pack the conditions of a row into a bit code and
+    rows, in a contiguous loop over rows per split that the compiler vectorises. Shallow trees
+    (``code_leaf`` not empty, depth <= 3) then set bit j of a row's uint8 ``code`` for split j and
     look the leaf value up in the tree's ``code_leaf`` table; deeper trees walk the conditions
-    (``cond``, int8 (inner nodes, rows)). ``node`` (int64, rows) is a work array.
+    (``cond``, int8 (inner nodes, rows); ``node``, int64 per row).
     """
     n_inner = feature.shape[1]
     table = code_leaf.shape[1] > 0
+    zero = np.uint8(0)
     for r in range(n_rows):
         out[r] = base_margin
     for t in range(feature.shape[0]):
         if table:
             for r in range(n_rows):
-                node[r] = 0
+                code[r] = zero
         for j in range(n_inner):
-            f = feature[t, j]
+            x = xt[feature[t, j]]
             th = threshold[t, j]
             if table:
+                bit = np.uint8(1 << j)
                 if nan_right[t, j]:                  # NaN takes the default direction
                     for r in range(n_rows):
-                        node[r] |= np.int64(not (xt[f, r] < th)) << j
+                        code[r] |= bit if not (x[r] < th) else zero
                 else:
                     for r in range(n_rows):
-                        node[r] |= np.int64(xt[f, r] >= th) << j
+                        code[r] |= bit if x[r] >= th else zero
             elif nan_right[t, j]:
                 for r in range(n_rows):
-                    cond[j, r] = np.int8(not (xt[f, r] < th))
+                    cond[j, r] = np.int8(not (x[r] < th))
             else:
                 for r in range(n_rows):
-                    cond[j, r] = np.int8(xt[f, r] >= th)
+                    cond[j, r] = np.int8(x[r] >= th)
         if table:
+            values = code_leaf[t]
             for r in range(n_rows):
-                out[r] += code_leaf[t, node[r]]
+                out[r] += values[code[r]]
             continue
         for r in range(n_rows):
             node[r] = 0
@@ -84,13 +87,15 @@ def predict_rows(x, feature, threshold, nan_right, leaf, code_leaf, depth, base_
     m = np.empty(block, dtype=np.float32)
     cond = np.empty((feature.shape[1], block), dtype=np.int8)
     node = np.empty(block, dtype=np.int64)
+    code = np.empty(block, dtype=np.uint8)
     n = x.shape[0]
     for start in range(0, n, block):
         stop = min(n, start + block)
         for r in range(start, stop):
             for j in range(_NF):
                 xt[j, r - start] = np.float32(x[r, j])
-        _margins(xt, stop - start, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node, m)
+        _margins(xt, stop - start, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node,
+                 code, m)
         for r in range(start, stop):
             out[r] = _sigmoid32(m[r - start])
 
@@ -141,6 +146,7 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
     margin = np.empty(cap, dtype=np.float32)
     cond = np.empty((feature.shape[1], cap), dtype=np.int8)
     node = np.empty(cap, dtype=np.int64)
+    code = np.empty(cap, dtype=np.uint8)
     ev_start = np.empty(cap, dtype=np.int64)             # events of the block: first row
     jet32 = np.empty((3, 6), dtype=np.float32)           # pt, btag, qgl
     lep32 = np.empty((2, 6), dtype=np.float32)           # lepton-jet dR, mass
@@ -197,7 +203,7 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
             last += 1
         # 2. the trees, on all rows of the block
         _margins(f32t, n_block, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node,
-                 margin)
+                 code, margin)
         # 3. per event: the first best permutation and its float64 features
         for ev in range(first, last):
             i = rows[ev]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..observables import cartesian
+
 #: (name, low, high) of each feature; every ML histogram has 25 bins.
 FEATURES: tuple[tuple[str, float, float], ...] = (
     ("deltar_leptonbtoplep", 0.0, 6.0),
@@ -47,15 +49,6 @@ LEPTON_COLUMNS: tuple[str, ...] = ("pt", "eta", "phi", "mass")
 N_FEATURES = len(FEATURES)
 
 
-def _cartesian(pt, eta, phi, mass):
-    """(px, py, pz, E) of PtEtaPhiM vectors, float64."""
-    px = pt * np.cos(phi)
-    py = pt * np.sin(phi)
-    pz = pt * np.sinh(eta)
-    e = np.sqrt(px * px + py * py + pz * pz + mass * mass)
-    return px, py, pz, e
-
-
 def _invariant_mass(px, py, pz, e):
     m2 = e * e - px * px - py * py - pz * pz
     with np.errstate(invalid="ignore"):
@@ -91,10 +84,10 @@ def permutation_features(jets: dict, lepton: dict, perms: np.ndarray,
         return out
     w1, w2, bh, bl = perms[:, 0], perms[:, 1], perms[:, 2], perms[:, 3]
 
-    px, py, pz, e = _cartesian(pt, eta, phi, mass)
+    px, py, pz, e = cartesian(pt, eta, phi, mass)
     l_eta = np.asarray(lepton["eta"], dtype=np.float64)[:, None]
     l_phi = np.asarray(lepton["phi"], dtype=np.float64)[:, None]
-    lpx, lpy, lpz, le = (c[:, None] for c in _cartesian(
+    lpx, lpy, lpz, le = (c[:, None] for c in cartesian(
         np.asarray(lepton["pt"], dtype=np.float64), np.asarray(lepton["eta"], dtype=np.float64),
         np.asarray(lepton["phi"], dtype=np.float64), np.asarray(lepton["mass"], dtype=np.float64)))
 

@@ -257,7 +257,7 @@ def best_assignments(forest: Forest, rows: np.ndarray, n_used: np.ndarray, offse
 
     Jets are flat arrays over all events, event i's from ``offsets[i]``: ``jets`` holds float64
     ``pt``, ``eta``, ``phi``, ``btag``, ``qgl``, and ``cartesian`` their (px, py, pz, E) as
-    :func:`agc_ttbar.ml.features._cartesian` computes them. ``n_used[i]`` (4..6): jets considered.
+    :func:`agc_ttbar.observables.cartesian` computes them. ``n_used[i]`` (4..6): jets considered.
     ``lepton``: per-event ``eta``, ``phi``; ``lepton_cartesian``: its (px, py, pz, E).
     """
     n_used = np.ascontiguousarray(n_used, dtype=np.int64)

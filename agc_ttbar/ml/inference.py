@@ -229,16 +229,18 @@ class AssignmentScorer:
         self.stats.n_evaluations += scores.size
         return feats, scores
 
-    def best_flat(self, counts: np.ndarray, jets: dict, lepton: dict, event) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def best_flat(self, counts: np.ndarray, jets: dict, lepton: dict, event,
+                  components: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`best` for jets given as flat numpy arrays (all events' jets in order) and the
         number of jets per event, the layout of the per-file job, which then builds no jagged
-        arrays. With compiled models the fused search reads the flat arrays directly."""
+        arrays. With compiled models the fused search reads the flat arrays directly;
+        ``components``: :func:`agc_ttbar.observables.cartesian` of the jets, if already computed."""
         counts = np.asarray(counts, dtype=np.int64)
         if not self.compiled:
             import awkward as ak
 
             return self.best({c: ak.unflatten(np.asarray(v), counts) for c, v in jets.items()}, lepton, event)
-        from .features import _cartesian
+        from ..observables import cartesian
         from .forest import best_assignments
 
         t0 = time.perf_counter()
@@ -246,9 +248,9 @@ class AssignmentScorer:
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         flat = {c: np.asarray(jets[c], dtype=np.float64) for c in ("pt", "eta", "phi", "mass", "btag", "qgl")}
-        cart = _cartesian(flat["pt"], flat["eta"], flat["phi"], flat["mass"])
+        cart = components if components is not None else cartesian(flat["pt"], flat["eta"], flat["phi"], flat["mass"])
         lep = {c: np.asarray(v, dtype=np.float64) for c, v in lepton.items()}
-        lep_cart = _cartesian(lep["pt"], lep["eta"], lep["phi"], lep["mass"])
+        lep_cart = cartesian(lep["pt"], lep["eta"], lep["phi"], lep["mass"])
         n = len(n_used)
         best_feats = np.empty((n, N_FEATURES), dtype=np.float64)
         best_index = np.empty(n, dtype=np.int64)
@@ -291,9 +293,10 @@ class AssignmentScorer:
         self.stats.n_events += n
         return best_feats, best_index, best_score
 
-    def best_features_flat(self, counts: np.ndarray, jets: dict, lepton: dict, event) -> np.ndarray:
+    def best_features_flat(self, counts: np.ndarray, jets: dict, lepton: dict, event,
+                           components: tuple | None = None) -> np.ndarray:
         """:meth:`best_features` for flat jet arrays and jet counts (see :meth:`best_flat`)."""
-        return self.best_flat(counts, jets, lepton, event)[0]
+        return self.best_flat(counts, jets, lepton, event, components)[0]
 
     def best_features(self, jets: dict, lepton: dict, event) -> np.ndarray:
         """Features (float64, (n_events, 20), order of ``FEATURES``) of each event's best permutation.

@@ -25,7 +25,7 @@ import itertools
 import numpy as np
 
 from ..selection import B_TAG_THRESHOLD
-from .features import _cartesian
+from ..observables import cartesian
 from .permutations import LABEL_TOP_HAD, LABEL_TOP_LEP, LABEL_W, permutation_labels, permutations
 
 
@@ -90,7 +90,7 @@ def trijet_choice(jets: dict) -> np.ndarray:
     """Permutation index chosen by the trijet method for events with k jets (dense (n, k))."""
     pt, eta, phi, mass, btag = (np.asarray(jets[c], dtype=np.float64) for c in ("pt", "eta", "phi", "mass", "btag"))
     n, k = pt.shape
-    px, py, _, _ = _cartesian(pt, eta, phi, mass)
+    px, py, _, _ = cartesian(pt, eta, phi, mass)
     combos = np.array(list(itertools.combinations(range(k), 3)))      # ak.combinations order
     tpt = np.hypot(px[:, combos].sum(axis=2), py[:, combos].sum(axis=2))
     tagged = (btag[:, combos] > B_TAG_THRESHOLD).any(axis=2)
