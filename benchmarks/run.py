@@ -474,13 +474,15 @@ def main(argv=None) -> int:
     if "scaling" in sections:
         from workflow import scaling
 
-        if e2e:
-            s = attempt("scaling", lambda: scaling(e2e["cfg"], e2e["results_dir"], repeats=1 if args.quick else 2,
-                                                   log=log))
+        # the e2e run of this invocation, or an earlier one in bench_dir (--sections scaling)
+        e2e_cfg = e2e["cfg"] if e2e else os.path.join(bench_dir, "configs", "e2e.yaml")
+        e2e_dir = e2e["results_dir"] if e2e else os.path.join(bench_dir, "e2e")
+        if os.path.exists(e2e_cfg) and os.path.isdir(os.path.join(e2e_dir, "partial")):
+            s = attempt("scaling", lambda: scaling(e2e_cfg, e2e_dir, repeats=1 if args.quick else 4, log=log))
             if s:
                 res["scaling"] = s
         else:
-            res["errors"]["scaling"] = "needs the e2e section's outputs"
+            res["errors"]["scaling"] = "needs the e2e section's outputs (run it first)"
 
     mcfg = cfg["mock"]
     events = mcfg["events_per_file_overrides"].get(BENCH_SAMPLE, mcfg["events_per_file"])
