@@ -112,13 +112,21 @@ def replicate(src: str, copies: int, path: str, compression: str) -> None:
     write_file(path, gen, compression)
 
 
+def e2e_paths(e2e: dict | None, bench_dir: str) -> tuple[str, str]:
+    """(config file, results folder) of the end-to-end run: this invocation's, else an earlier one
+    in ``bench_dir`` (so that ``--sections scaling,dataset`` can reuse it)."""
+    if e2e:
+        return e2e["cfg"], e2e["results_dir"]
+    return os.path.join(bench_dir, "configs", "e2e.yaml"), os.path.join(bench_dir, "e2e")
+
+
 def models_for_ml(args, cfg: dict, e2e: dict | None, bench_dir: str, default_file: str) -> tuple[str, list[str]]:
     """(kind, [even, odd]) of the scorer: the models of the end-to-end run (this one, or an earlier
     one in ``bench_dir``), else a BDT trained here with the workflow's scripts on the default file."""
     from agc_ttbar import layout
 
     kind = cfg["ml"]["model"]
-    paths = layout.ml_models(e2e["results_dir"] if e2e else os.path.join(bench_dir, "e2e"), cfg, kind)
+    paths = layout.ml_models(e2e_paths(e2e, bench_dir)[1], cfg, kind)
     if all(os.path.exists(p) for p in paths):
         return kind, paths
     kind = "bdt"
@@ -474,9 +482,7 @@ def main(argv=None) -> int:
     if "scaling" in sections:
         from workflow import scaling
 
-        # the e2e run of this invocation, or an earlier one in bench_dir (--sections scaling)
-        e2e_cfg = e2e["cfg"] if e2e else os.path.join(bench_dir, "configs", "e2e.yaml")
-        e2e_dir = e2e["results_dir"] if e2e else os.path.join(bench_dir, "e2e")
+        e2e_cfg, e2e_dir = e2e_paths(e2e, bench_dir)
         if os.path.exists(e2e_cfg) and os.path.isdir(os.path.join(e2e_dir, "partial")):
             s = attempt("scaling", lambda: scaling(e2e_cfg, e2e_dir, repeats=1 if args.quick else 4, log=log))
             if s:
@@ -524,7 +530,7 @@ def main(argv=None) -> int:
         def _dataset():
             from agc_ttbar import layout
 
-            results_dir = e2e["results_dir"] if e2e else os.path.join(bench_dir, "e2e")
+            results_dir = e2e_paths(e2e, bench_dir)[1]
             missing = [p for p in [layout.fileset(results_dir)] if not os.path.exists(p)]
             if not missing:
                 with open(layout.fileset(results_dir)) as f:

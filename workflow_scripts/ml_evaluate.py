@@ -26,11 +26,8 @@ def main(argv=None) -> int:
     data, data_summary = dataset.load(args.data)
     t0 = time.perf_counter()
     metrics, validation = training.evaluate(scorer.models, data, args.max_n_jets)
-    metrics.update(kind=args.kind, models={"even": args.models[0], "odd": args.models[1]},
-                   threads=args.threads, seconds_evaluation=time.perf_counter() - t0,
-                   training_data={k: data_summary.get(k) for k in ("samples", "n_even", "n_odd", "events_read", "files")},
-                   versions=training.library_versions(),
-                   validation_note="each event is scored by the model not trained on its parity")
+    metrics.update(training.provenance(args.kind, args.models, args.threads, data_summary),
+                   seconds_evaluation=time.perf_counter() - t0)
     training.write_validation(args.validation, validation)
     training.write_metrics(args.metrics, metrics)
     print(json.dumps({k: metrics[k] for k in ("leading4", f"top{args.max_n_jets}")}, indent=1))

@@ -118,11 +118,12 @@ def _delta_r(eta1, phi1, eta2, phi2):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _pair_mass(px, py, pz, e, j1, j2):
-    sx = px[j1] + px[j2]
-    sy = py[j1] + py[j2]
-    sz = pz[j1] + pz[j2]
-    se = e[j1] + e[j2]
+def _pair_mass(ax, ay, az, ae, i, bx, by, bz, be, j):
+    """Invariant mass of vector i of the (a) arrays plus vector j of the (b) arrays, a + b."""
+    sx = ax[i] + bx[j]
+    sy = ay[i] + by[j]
+    sz = az[i] + bz[j]
+    se = ae[i] + be[j]
     return np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
 
 
@@ -164,18 +165,14 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
             for a in range(k):
                 ja = o + a
                 lep32[0, a] = np.float32(_delta_r(leta[i], lphi[i], eta[ja], phi[ja]))
-                sx = lpx[i] + px[ja]
-                sy = lpy[i] + py[ja]
-                sz = lpz[i] + pz[ja]
-                se = le[i] + e[ja]
-                lep32[1, a] = np.float32(np.sqrt(se * se - sx * sx - sy * sy - sz * sz))
+                lep32[1, a] = np.float32(_pair_mass(lpx, lpy, lpz, le, i, px, py, pz, e, ja))
                 jet32[0, a] = np.float32(pt[ja])
                 jet32[1, a] = np.float32(btag[ja])
                 jet32[2, a] = np.float32(qgl[ja])
                 for b in range(k):
                     jb = o + b
                     pair32[0, a, b] = np.float32(_delta_r(eta[ja], phi[ja], eta[jb], phi[jb]))
-                    pair32[1, a, b] = np.float32(_pair_mass(px, py, pz, e, ja, jb))
+                    pair32[1, a, b] = np.float32(_pair_mass(px, py, pz, e, ja, px, py, pz, e, jb))
             p0 = table_offsets[k]
             n_p = table_offsets[k + 1] - p0
             ev_start[last - first] = n_block
@@ -225,17 +222,13 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
             w2 = o + table[p0 + best, 1]
             bh = o + table[p0 + best, 2]
             bl = o + table[p0 + best, 3]
-            sx = lpx[i] + px[bl]
-            sy = lpy[i] + py[bl]
-            sz = lpz[i] + pz[bl]
-            se = le[i] + e[bl]
             m3, pt3 = _triplet(px, py, pz, e, w1, w2, bh)
             out_features[i, 0] = _delta_r(leta[i], lphi[i], eta[bl], phi[bl])
             out_features[i, 1] = _delta_r(eta[w1], phi[w1], eta[w2], phi[w2])
             out_features[i, 2] = _delta_r(eta[w1], phi[w1], eta[bh], phi[bh])
             out_features[i, 3] = _delta_r(eta[w2], phi[w2], eta[bh], phi[bh])
-            out_features[i, 4] = np.sqrt(se * se - sx * sx - sy * sy - sz * sz)
-            out_features[i, 5] = _pair_mass(px, py, pz, e, w1, w2)
+            out_features[i, 4] = _pair_mass(lpx, lpy, lpz, le, i, px, py, pz, e, bl)
+            out_features[i, 5] = _pair_mass(px, py, pz, e, w1, px, py, pz, e, w2)
             out_features[i, 6] = m3
             out_features[i, 7] = pt3
             for c, col in enumerate((pt, btag, qgl)):

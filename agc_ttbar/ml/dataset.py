@@ -119,11 +119,10 @@ def extract(paths: list[str], tree_name: str = "Events", chunksize: int = 200_00
         if n_even >= max_per_parity and n_odd >= max_per_parity:
             break
         with open_tree(path, tree_name) as tree:
-            missing = [b for b in BRANCHES if b not in tree]
-            if missing:
-                raise InputFileError(f"input file {path}: tree {tree_name!r} lacks branches needed for ML "
-                                     f"training: {', '.join(missing)} (truth labels need GenPart)")
-            check_branches(tree, list(BRANCHES), path)
+            try:
+                check_branches(tree, list(BRANCHES), path)
+            except InputFileError as err:
+                raise InputFileError(f"{err} (ML training: the truth labels need GenPart)") from None
             for lo in range(0, tree.num_entries, max(1, chunksize)):
                 chunk = read_chunk(tree, path, list(BRANCHES), lo, min(tree.num_entries, lo + chunksize))
                 part = select_events(ak.zip(chunk, depth_limit=1))

@@ -16,6 +16,7 @@ Everything is vectorised: events are grouped by their number of considered jets
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -88,8 +89,7 @@ class TorchModel:
         torch.set_num_threads(self.nthread)
 
     @classmethod
-    def load(cls, path: str, nthread: int = 1, compiled: bool = False) -> "TorchModel":
-        """``compiled`` is accepted for a uniform interface; torch models are not compiled."""
+    def load(cls, path: str, nthread: int = 1) -> "TorchModel":
         from . import torch_model
 
         return cls(torch_model.load(path), nthread)
@@ -164,20 +164,20 @@ class AssignmentScorer:
         """Load the two models of ``kind`` ("bdt", "torch" or "published") from ``[even, odd]``.
 
         ``compiled``: use the fused compiled search for xgboost models where it verifies
-        (config ``ml.compiled_bdt``); the results are the same bits either way.
+        (config ``ml.bdt_engine``); the results are the same bits either way.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown ML model kind {kind!r}; allowed: {', '.join(KINDS)}")
         if len(model_paths) != 2 or any(p is None for p in model_paths):
             raise ValueError(f"ML model kind {kind!r} needs two model paths [even, odd], got {model_paths!r}"
                              + (" (set config ml.published_models.even / .odd)" if kind == "published" else ""))
-        loader = TorchModel.load if kind == "torch" else BoosterModel.load
+        loader = TorchModel.load if kind == "torch" else functools.partial(BoosterModel.load, compiled=compiled)
         models = []
         for p in model_paths:
             if not os.path.isfile(str(p)):
                 raise FileNotFoundError(f"ML model file {p} (kind {kind!r}) does not exist")
             try:
-                models.append(loader(str(p), nthread, compiled))
+                models.append(loader(str(p), nthread))
             except Exception as err:  # xgboost / torch errors may not name the file
                 first = str(err).strip().splitlines()[0] if str(err).strip() else ""
                 raise ValueError(f"cannot load ML model file {p} as a {kind!r} model: "
@@ -240,13 +240,12 @@ class AssignmentScorer:
             import awkward as ak
 
             return self.best({c: ak.unflatten(np.asarray(v), counts) for c, v in jets.items()}, lepton, event)
-        from ..observables import cartesian
+        from ..observables import cartesian, offsets_of
         from .forest import best_assignments
 
         t0 = time.perf_counter()
         n_used, event = self._considered_jets(counts, event)
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
+        offsets = offsets_of(counts)
         flat = {c: np.asarray(jets[c], dtype=np.float64) for c in ("pt", "eta", "phi", "mass", "btag", "qgl")}
         cart = components if components is not None else cartesian(flat["pt"], flat["eta"], flat["phi"], flat["mass"])
         lep = {c: np.asarray(v, dtype=np.float64) for c, v in lepton.items()}

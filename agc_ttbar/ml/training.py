@@ -214,6 +214,14 @@ def save_models(kind: str, raw_models, paths, metadata: dict | None = None) -> N
                 raise ValueError(f"cannot save model kind {kind!r}")
 
 
+def provenance(kind: str, models, threads: int, data_summary: dict) -> dict:
+    """Metrics-file fields every model kind shares: models, threads, training data, versions."""
+    return {"kind": kind, "models": {"even": models[0], "odd": models[1]}, "threads": threads,
+            "training_data": {k: data_summary.get(k) for k in ("samples", "n_even", "n_odd", "events_read", "files")},
+            "versions": library_versions(),
+            "validation_note": "each event is scored by the model not trained on its parity"}
+
+
 def write_metrics(path: str, metrics: dict) -> None:
     import json
 

@@ -11,20 +11,17 @@ import sys
 
 import pytest
 import yaml
+from scaleout_helpers import REPO, histogram_contents, workflow_files  # noqa: F401  (histogram_contents: re-exported)
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def copy_workflow(dst: pathlib.Path) -> pathlib.Path:
-    """Copy the workflow sources (tracked and new files, minus ignored ones) into ``dst``."""
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
-                         capture_output=True, check=True).stdout.decode()
+    """Copy the workflow sources (tracked and new files, minus ignored ones and tests) into ``dst``."""
     dst.mkdir(parents=True, exist_ok=True)
-    for rel in (f for f in out.split("\0") if f):
-        src = REPO / rel
-        if src.is_file() and not rel.startswith("tests/"):
+    for rel in workflow_files():
+        if not rel.startswith("tests/"):
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
+            shutil.copy2(REPO / rel, dst / rel)
     return dst
 
 
@@ -72,20 +69,6 @@ def require_workflow(workdir: pathlib.Path) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"the workflow does not parse:\n{tail}")
         pytest.skip(f"the workflow does not parse yet:\n{tail}")
-
-
-def histogram_contents(path: pathlib.Path) -> dict:
-    """name -> (edges, values, variances) as bytes, for every TH1 in a ROOT file."""
-    import uproot
-
-    out = {}
-    with uproot.open(path) as f:
-        for key, cls in f.classnames(cycle=False).items():
-            if cls.startswith("TH1"):
-                h = f[key]
-                out[key] = (h.axis().edges(flow=True).tobytes(), h.values(flow=True).tobytes(),
-                            h.variances(flow=True).tobytes())
-    return out
 
 
 #: A small mock dataset: one file per sample, few events, no ML (the remote tests test I/O).
