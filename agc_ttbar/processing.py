@@ -57,8 +57,8 @@ from .ml.features import FEATURES, NUM_BINS as ML_NUM_BINS
 from .observables import cartesian, event_index, ht, m_bjj, offsets_of
 from .samples import (BIN_HIGH, BIN_LOW, BTAG_VARIATIONS, KINEMATIC_VARIATIONS, NUM_BINS, REGIONS,
                       SCALE_VARIATIONS, histogram_key, split_sample_key, variations_for)
-from .selection import (BRANCHES, ID_BRANCHES, ML_BRANCHES, btag_mask, electron_mask, muon_mask,
-                        region_masks)
+from .selection import (BRANCHES, ID_BRANCHES, ML_BRANCHES, btag_mask, electron_mask, jet_base_mask,
+                        jet_pt_mask, muon_mask, region_masks)
 from .systematics import PT_SCALE_UP, btag_weight_factor, pt_resolution_factors, scale_var_factor
 
 #: Bin edges of the region histograms (25 bins of 20 GeV, 50-550 GeV; flow bins kept).
@@ -193,11 +193,11 @@ class FileProcessor:
         j_eta = _jagged(a["Jet_eta"])[1]
         j_id = _jagged(a["Jet_jetId"])[1]
         j_btag = _jagged(a["Jet_btagCSVV2"])[1]
-        j_base = (np.abs(j_eta) < 2.4) & ((j_id & (1 << 2)) != 0)   # pT-independent jet cuts
+        j_base = jet_base_mask(j_eta, j_id)      # pT-independent jet cuts
         j_isb = btag_mask(j_btag)
 
         # cutflow of the nominal selection (all events)
-        jm_nom = j_base & (j_pt32 > 30)
+        jm_nom = j_base & jet_pt_mask(j_pt32)
         nj_all = _count(jm_nom, j_off)
         nb_all = _count(jm_nom & j_isb, j_off)
         four_j = nj_all >= 4
@@ -245,7 +245,7 @@ class FileProcessor:
                 ptv = s_pt * pt_resolution_factors(self.pt_res_seed, *ids, local)
             else:
                 ptv = s_pt
-            jm = s_base & (ptv > 30)
+            jm = s_base & jet_pt_mask(ptv)
             nj = _count(jm, s_off)
             nb = _count(jm & s_isb, s_off)
             regions = region_masks(ones, nj, nb)

@@ -12,6 +12,11 @@ import numpy as np
 
 #: A jet is b-tagged if Jet_btagCSVV2 > B_TAG_THRESHOLD (strict, spec §2).
 B_TAG_THRESHOLD = 0.5
+#: Jet cuts (spec §2): pT > JET_PT_MIN GeV (on the varied pT), |eta| < JET_ABS_ETA_MAX and bit
+#: JET_ID_BIT of Jet_jetId set (tight-lepton-veto). Every jet selection uses these names.
+JET_PT_MIN = 30
+JET_ABS_ETA_MAX = 2.4
+JET_ID_BIT = 2
 
 #: Branches the selection and observables read (spec §2, "without ML").
 BRANCHES = (
@@ -35,9 +40,19 @@ def muon_mask(pt, eta, tight_id, sip3d, pf_rel_iso04_all):
     return (pt > 30) & (abs(eta) < 2.1) & tight_id & (sip3d < 4) & (pf_rel_iso04_all < 0.15)
 
 
+def jet_base_mask(eta, jet_id):
+    """The pT-independent jet cuts: |eta| < 2.4 and tight-lepton-veto ID ((jetId & 4) != 0)."""
+    return (abs(eta) < JET_ABS_ETA_MAX) & ((jet_id & (1 << JET_ID_BIT)) != 0)
+
+
+def jet_pt_mask(pt):
+    """The jet pT cut, pT > 30 GeV, on the (varied) pT."""
+    return pt > JET_PT_MIN
+
+
 def jet_mask(pt, eta, jet_id):
     """Jets: pT > 30 GeV (varied pT), |eta| < 2.4, tight-lepton-veto ID ((jetId & 4) != 0)."""
-    return (pt > 30) & (abs(eta) < 2.4) & ((jet_id & (1 << 2)) != 0)
+    return jet_pt_mask(pt) & jet_base_mask(eta, jet_id)
 
 
 def btag_mask(btag):
