@@ -78,6 +78,23 @@ def n_files_used(n_available: int, n_files_max: int) -> int:
     return n_available if n_files_max == -1 else min(n_available, n_files_max)
 
 
+def group_files(nevents: Sequence[int], events_per_job: int) -> list[list[int]]:
+    """Per-file jobs of one sample: consecutive file indices, grouped while a group's events stay
+    within ``events_per_job`` (config ``processing.events_per_job``; 0 = one file per job). A file
+    larger than the limit is a job of its own, so big files are never combined, and each job is
+    named by its first file index (with 0, job ``i`` is file ``i``)."""
+    groups: list[list[int]] = []
+    total = 0
+    for i, n in enumerate(nevents):
+        if groups and events_per_job > 0 and total + n <= events_per_job:
+            groups[-1].append(i)
+            total += n
+        else:
+            groups.append([i])
+            total = n
+    return groups
+
+
 def build_fileset(inputs: dict, samples: Iterable[str], n_files_max: int = -1,
                   rewrites: Sequence[tuple[str, str]] = (), xcache: str | None = None,
                   lumi: float = LUMI_PB, source: str = "<inputs>") -> dict:

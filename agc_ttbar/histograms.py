@@ -323,3 +323,17 @@ class HistogramSet:
                 out.hists[key] = ExactHistogram(data[f"k{i}_edges"], data[f"k{i}_sumw"], data[f"k{i}_sumw2"])
                 i += 1
         return out, meta
+
+
+def merge_sets(paths) -> tuple[HistogramSet, list[dict]]:
+    """Sum the :class:`HistogramSet` files at ``paths``; returns the sum and their metadata.
+
+    Lives here, not in :mod:`agc_ttbar.output`, so that a merge job imports numpy only (no uproot,
+    hist, awkward: ~0.4 s less per merge process)."""
+    total = HistogramSet()
+    metas = []
+    for p in paths:
+        hs, meta = HistogramSet.load(p)
+        total += hs
+        metas.append(meta)
+    return total, metas

@@ -30,7 +30,7 @@ import numpy as np
 import uproot
 
 from .atomic import atomic_path
-from .histograms import ExactHistogram, HistogramSet
+from .histograms import ExactHistogram, HistogramSet, merge_sets  # noqa: F401 (merge_sets: re-export)
 from .ml.features import FEATURE_NAMES
 from .samples import REGIONS
 
@@ -129,14 +129,3 @@ def write_histograms(hset: HistogramSet, path: str, regions: Iterable[str] = REG
 def write_histograms_ml(hset: HistogramSet, path: str, features: Iterable[str] = FEATURE_NAMES) -> list[str]:
     """Write ``histograms_ml.root`` (offset 1e-6 per bin); returns the keys written."""
     return _write(path, channel_templates(hset, list(features), offset=ML_OFFSET))
-
-
-def merge_sets(paths: Iterable[str]) -> tuple[HistogramSet, list[dict]]:
-    """Sum the :class:`HistogramSet` files at ``paths``; returns the sum and their metadata."""
-    total = HistogramSet()
-    metas = []
-    for p in paths:
-        hs, meta = HistogramSet.load(p)
-        total += hs
-        metas.append(meta)
-    return total, metas

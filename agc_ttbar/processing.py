@@ -304,6 +304,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def combined_metadata(metas: list[dict]) -> dict:
+    """Metadata of one job that read several files of a sample: the sample's fields, summed counts
+    and timings, and each file's own metadata under ``parts`` (what a one-file job writes)."""
+    first = metas[0]
+    timing = {k: sum(m["timing"][k] for m in metas) for k in ("wall_s", "cpu_s", "read_s", "process_s")}
+    n = sum(m["entries"] for m in metas)
+    timing["events_per_s"] = n / timing["wall_s"] if timing["wall_s"] > 0 else None
+    timing["events_per_cpu_s"] = n / timing["cpu_s"] if timing["cpu_s"] > 0 else None
+    out = {k: first[k] for k in ("sample", "process", "variation", "weight", "nevts_total", "pt_res_seed",
+                                 "ml", "tree", "branches", "chunksize")}
+    out.update({"cutflow": cutflow_mod.total(m["cutflow"] for m in metas),
+                "nevents": sum(m["nevents"] for m in metas), "entries": n,
+                "file": [m["file"] for m in metas], "index": [m["index"] for m in metas],
+                "fileset_path": [m["fileset_path"] for m in metas], "timing": timing,
+                "peak_rss_mb": max(m["peak_rss_mb"] for m in metas), "parts": metas})
+    return out
+
+
 def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksize: int = 200_000,
                  pt_res_seed: int = 0, scorer=None, expected_entries: int | None = None,
                  nevts_mismatch: str = "warn", log: Callable[[str], None] | None = None,

@@ -2,7 +2,7 @@
 # stay short and agree with each other.
 
 from agc_ttbar import layout
-from agc_ttbar.fileset import fetch_inputs, load_inputs, n_files_used
+from agc_ttbar.fileset import fetch_inputs, group_files, load_inputs, n_files_used
 from agc_ttbar.samples import split_sample_key
 
 R = config["results_dir"]
@@ -28,34 +28,55 @@ def inputs_list():
     return original_inputs_list()
 
 
-def _file_counts():
-    """Number of per-file jobs of each sample, known at parse time (plain expand, full DAG in -n)."""
+def mock_events(sample):
+    """Entries per file of a sample: the per-sample override, else events_per_file."""
+    return config["mock"]["events_per_file_overrides"].get(sample, config["mock"]["events_per_file"])
+
+
+def _file_events():
+    """Entries of each file used, per sample, known at parse time (plain expand, full DAG in -n)."""
     if config["dataset"] == "mock":
-        n = config["mock"]["files_per_sample"]
-        return {key: n_files_used(n, config["n_files_max_per_sample"]) for key in SAMPLE_KEYS}
+        n = n_files_used(config["mock"]["files_per_sample"], config["n_files_max_per_sample"])
+        return {key: [mock_events(key)] * n for key in SAMPLE_KEYS}
     # ServiceX delivers one file per original file, so the original list fixes the DAG at parse time.
     inputs = load_inputs(original_inputs_list())
-    counts = {}
+    events = {}
     for key in SAMPLE_KEYS:
         process, variation = split_sample_key(key)
         try:
             files = inputs[process][variation]["files"]
         except KeyError:
             raise ValueError(f"input list {config['inputs']} has no sample {key} (config key 'samples')")
-        counts[key] = n_files_used(len(files), config["n_files_max_per_sample"])
-    return counts
+        events[key] = [int(f["nevts"]) for f in files[:n_files_used(len(files), config["n_files_max_per_sample"])]]
+    return events
 
 
-FILE_COUNTS = _file_counts()
+FILE_EVENTS = _file_events()
+FILE_COUNTS = {key: len(ev) for key, ev in FILE_EVENTS.items()}
+#: sample -> {job index: file indices}: the one fileset -> per-file-job mapping (processing.events_per_job).
+JOBS = {key: {f"{g[0]:05d}": [f"{i:05d}" for i in g]
+              for g in group_files(ev, config["processing"]["events_per_job"])}
+        for key, ev in FILE_EVENTS.items()}
 
 
 def file_indices(sample):
+    """Indices of every file of a sample (mock generation, staging, ServiceX: one per file)."""
     return [f"{i:05d}" for i in range(FILE_COUNTS[sample])]
 
 
+def job_files(wildcards):
+    """File indices read by the per-file job {sample}/{index} (one, or several small files)."""
+    try:
+        return JOBS[wildcards.sample][wildcards.index]
+    except KeyError:
+        raise ValueError(f"no per-file job {wildcards.sample}/{wildcards.index}: jobs of the sample start "
+                         f"at files {', '.join(JOBS.get(wildcards.sample, {}))} "
+                         f"(config processing.events_per_job)") from None
+
+
 def partial_histograms(wildcards):
-    """Per-file partial histogram files of one sample."""
-    return [layout.partial(R, wildcards.sample, i) for i in file_indices(wildcards.sample)]
+    """Partial histogram files of one sample, one per per-file job."""
+    return [layout.partial(R, wildcards.sample, i) for i in JOBS[wildcards.sample]]
 
 
 def ml_models():
@@ -79,20 +100,15 @@ def input_file(wildcards):
     """The local input file of a per-file job when the workflow makes it (mock dataset, or a staged
     copy with staging.enabled, rules/staging.smk), else [] (the job reads the fileset path)."""
     if config["dataset"] == "mock" and not config["servicex"]["enabled"]:
-        return [layout.mock_file(R, wildcards.sample, wildcards.index)]
+        return [layout.mock_file(R, wildcards.sample, i) for i in job_files(wildcards)]
     if config["staging"]["enabled"]:
-        return [layout.staged_file(R, config["staging"]["dir"], wildcards.sample, wildcards.index)]
+        return [layout.staged_file(R, config["staging"]["dir"], wildcards.sample, i) for i in job_files(wildcards)]
     return []
 
 
 # ---- Parameters and inputs of the stage files in rules/ (which hold only rules) ----
 
 # Embedded dataset (mock.smk, servicex.smk)
-
-def mock_events(sample):
-    """Entries per file of a sample: the per-sample override, else events_per_file."""
-    return config["mock"]["events_per_file_overrides"].get(sample, config["mock"]["events_per_file"])
-
 
 def mock_files(wildcards=None):
     """Every mock file the workflow uses (the first n_files_max_per_sample of each sample)."""
@@ -110,8 +126,9 @@ def ml_job_args(wildcards, input):
 
 
 def input_file_arg(wildcards, input):
-    """Read the local copy (mock or staged file) when the workflow made one."""
-    return f"--input {input.data[0]}" if input.data else ""
+    """The file indices of the job and, when the workflow made them, their local copies (mock or
+    staged files) to read."""
+    return f"--index {' '.join(job_files(wildcards))}" + (f" --input {' '.join(input.data)}" if input.data else "")
 
 
 # ServiceX (servicex.smk)

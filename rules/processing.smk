@@ -28,7 +28,7 @@ rule process_file:
         runtime=60,
     shell:
         "python workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
-        "--index {wildcards.index} --output {output} {params.data} --tree-name {params.tree} "
+        "--output {output} {params.data} --tree-name {params.tree} "
         "--chunksize {params.chunksize} --pt-res-seed {params.seed} --nevts-mismatch {params.mismatch} "
         "{params.ml} --nthread {threads} {params.remote} > {log} 2>&1"
 

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from agc_ttbar import cutflow
-from agc_ttbar.output import merge_sets
+from agc_ttbar.histograms import merge_sets
 
 
 def main(argv=None) -> int:
@@ -20,10 +20,11 @@ def main(argv=None) -> int:
         print(f"ERROR: partials of other samples given for {args.sample}: {wrong}", file=sys.stderr)
         return 1
     first = metas[0]
+    files = [part.get("file") for m in metas for part in m.get("parts", [m])]   # a job may read several
     meta = {
         "sample": args.sample, "process": first["process"], "variation": first["variation"],
         "weight": first["weight"], "nevts_total": first["nevts_total"],
-        "n_files": len(metas), "files": [m.get("file") for m in metas],
+        "n_files": len(files), "files": files,
         "nevents": sum(m["nevents"] for m in metas),
         "cutflow": cutflow.total(m["cutflow"] for m in metas),
         "process_s": sum(m.get("timing", {}).get("wall_s", 0.0) for m in metas),

@@ -5,7 +5,7 @@ import json
 import sys
 
 from agc_ttbar.io import InputFileError
-from agc_ttbar.processing import SampleInfo, process_file
+from agc_ttbar.processing import SampleInfo, combined_metadata, process_file
 from agc_ttbar.remote import RemoteOptions
 
 
@@ -13,10 +13,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--fileset", required=True, help="fileset JSON of the fileset rule")
     p.add_argument("--sample", required=True, help="fileset key {process}__{variation}")
-    p.add_argument("--index", required=True, type=int, help="index of the file within the sample")
+    p.add_argument("--index", required=True, type=int, nargs="+",
+                   help="indices of the file(s) within the sample (one job may read several small files)")
     p.add_argument("--output", required=True, help="partial histogram file (.npz) to write")
-    p.add_argument("--input", default=None,
-                   help="local copy to read instead of the fileset path (mock or staged file)")
+    p.add_argument("--input", nargs="*", default=None,
+                   help="local copies to read instead of the fileset paths (mock or staged files), one per --index")
     p.add_argument("--tree-name", default="Events")
     p.add_argument("--chunksize", type=int, default=200_000)
     p.add_argument("--pt-res-seed", type=int, default=0)
@@ -35,13 +36,13 @@ def main(argv=None) -> int:
         fileset = json.load(f)
     info = SampleInfo.from_fileset(fileset, args.sample)
     files = fileset[args.sample]["files"]
-    if not 0 <= args.index < len(files):
-        print(f"ERROR: sample {args.sample} has {len(files)} file(s); no index {args.index}", file=sys.stderr)
+    bad = [i for i in args.index if not 0 <= i < len(files)]
+    if bad:
+        print(f"ERROR: sample {args.sample} has {len(files)} file(s); no index {bad[0]}", file=sys.stderr)
         return 1
-    entry = files[args.index]
-    # ServiceX-delivered (skimmed) files hold fewer entries than nevts and name their own tree.
-    expected = None if entry.get("skimmed") else entry.get("nentries", entry.get("nevts"))
-    tree_name = entry.get("tree_name", args.tree_name)
+    if args.input and len(args.input) != len(args.index):
+        print(f"ERROR: {len(args.input)} --input file(s) for {len(args.index)} --index value(s)", file=sys.stderr)
+        return 1
 
     scorer = None
     if args.ml_kind:
@@ -56,16 +57,28 @@ def main(argv=None) -> int:
             return 1
         print(f"ML scorer: {args.ml_kind} models {' '.join(args.ml_models)}; best-permutation search: "
               + ("compiled (verified against xgboost)" if scorer.compiled else "model.predict"), flush=True)
-    try:
-        hists, meta = process_file(args.input or entry["path"], info, tree_name=tree_name, chunksize=args.chunksize,
-                                   pt_res_seed=args.pt_res_seed, scorer=scorer, expected_entries=expected,
-                                   nevts_mismatch=args.nevts_mismatch,
-                                   remote_options=RemoteOptions(args.remote_timeout, args.remote_retries))
-    except InputFileError as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 1
-    meta["index"] = args.index
-    meta["fileset_path"] = entry["path"]
+    total, metas = None, []
+    for k, index in enumerate(args.index):
+        entry = files[index]
+        # ServiceX-delivered (skimmed) files hold fewer entries than nevts and name their own tree.
+        expected = None if entry.get("skimmed") else entry.get("nentries", entry.get("nevts"))
+        try:
+            hists, meta = process_file(args.input[k] if args.input else entry["path"], info,
+                                       tree_name=entry.get("tree_name", args.tree_name),
+                                       chunksize=args.chunksize, pt_res_seed=args.pt_res_seed, scorer=scorer,
+                                       expected_entries=expected, nevts_mismatch=args.nevts_mismatch,
+                                       remote_options=RemoteOptions(args.remote_timeout, args.remote_retries))
+        except InputFileError as err:
+            print(f"ERROR: {err}", file=sys.stderr)
+            return 1
+        meta["index"] = index
+        meta["fileset_path"] = entry["path"]
+        metas.append(meta)
+        if total is None:
+            total = hists
+        else:
+            total += hists          # exact sums: the same bits as separate jobs and a merge
+    hists, meta = total, metas[0] if len(metas) == 1 else combined_metadata(metas)
     hists.save(args.output, meta)
     return 0
 
