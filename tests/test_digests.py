@@ -79,3 +79,39 @@ def test_a_jet_cut_is_one_edit(mock_file, monkeypatch):
         monkeypatch.undo()
     _, meta = run(mock_file)
     assert meta["cutflow"]["single"]["atleast_4j"] != n4
+
+
+def test_a_job_of_several_files_equals_one_job_per_file(mock_file, tmp_path):
+    """workflow_scripts/process_file.py with two --index values writes the same limbs as two one-file
+    jobs merged (the grouping of processing.events_per_job changes no bit), and per-file metadata."""
+    import importlib.util
+    import json
+    import pathlib
+
+    from agc_ttbar.histograms import HistogramSet, merge_sets
+    from agc_ttbar.mock.generator import generate_events
+    from agc_ttbar.mock.writer import write_file
+
+    second = str(tmp_path / "ttbar_1.root")
+    write_file(second, generate_events("ttbar__nominal", 1, 2000, 20240521))
+    fileset = tmp_path / "fileset.json"
+    fileset.write_text(json.dumps({"ttbar__nominal": {
+        "process": "ttbar", "variation": "nominal", "weight": 0.5, "nevts_total": N + 2000,
+        "files": [{"index": 0, "path": mock_file, "nevts": N}, {"index": 1, "path": second, "nevts": 2000}]}}))
+    path = pathlib.Path(__file__).resolve().parent.parent / "workflow_scripts" / "process_file.py"
+    spec = importlib.util.spec_from_file_location("process_file_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    common = ["--fileset", str(fileset), "--sample", "ttbar__nominal", "--chunksize", "1000"]
+    outs = []
+    for i in (0, 1):
+        outs.append(str(tmp_path / f"p{i}.npz"))
+        assert script.main(common + ["--index", str(i), "--output", outs[-1]]) == 0
+    both = str(tmp_path / "both.npz")
+    assert script.main(common + ["--index", "0", "1", "--input", mock_file, second, "--output", both]) == 0
+    merged, _ = merge_sets(outs)
+    grouped, meta = HistogramSet.load(both)
+    assert digest(grouped) == digest(merged)
+    assert meta["index"] == [0, 1] and [p["entries"] for p in meta["parts"]] == [N, 2000]
+    assert meta["nevents"] == N + 2000 and meta["cutflow"]["steps"]["all"] == N + 2000
+    assert script.main(common + ["--index", "0", "2", "--output", both]) == 1

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from agc_ttbar.fileset import (EOS_REWRITE, InputsError, build_fileset, load_inputs, rewrite_path)
+from agc_ttbar.fileset import (EOS_REWRITE, InputsError, build_fileset, group_files, load_inputs, rewrite_path)
 from agc_ttbar.samples import SAMPLES, XSEC_PB, sample_key
 
 ALL = [sample_key(p, v) for p, v in SAMPLES]
@@ -85,3 +85,12 @@ def test_fileset_script(agc_inputs, tmp_path, repo):
     assert sum(len(s["files"]) for s in fs.values()) == 18
     assert sum(s["nevts_total"] for s in fs.values()) == 19_497_435
     assert [f["index"] for f in fs["ttbar__nominal"]["files"]] == [0, 1]
+
+
+def test_group_files_by_events():
+    """Small files share a job up to processing.events_per_job; a big file is always alone; 0 = per file."""
+    assert group_files([28_000, 28_000], 100_000) == [[0, 1]]
+    assert group_files([60_000, 50_000, 10_000, 1_200_000, 5], 100_000) == [[0], [1, 2], [3], [4]]
+    assert group_files([10, 10, 10], 0) == [[0], [1], [2]]
+    assert group_files([], 100_000) == []
+    assert group_files([100_000, 1], 100_000) == [[0], [1]]

@@ -41,7 +41,7 @@ CONFIG = {
     "ml": {"model": "bdt", "compare_models": [], "max_train_events": 200, "threads": 1,
            "bdt": {"num_boost_round": 8, "max_depth": 3}},
     "statistics": {"ranking": False, "goodness_of_fit": False, "asimov": False, "threads": 1},
-    "processing": {"chunksize": 600},
+    "processing": {"chunksize": 600, "events_per_job": 0},   # one job per file: per-file failures
 }
 TARGETS = ["results/histograms.root", "results/histograms_ml.root", "results/fit_results.json"]
 #: Outputs that must be bitwise identical between runs.

@@ -31,6 +31,7 @@ CONFIG = {
     "mock": {"files_per_sample": FILES_PER_SAMPLE, "events_per_file": 2000,
              "events_per_file_overrides": {}},
     "use_inference": False,
+    "processing": {"events_per_job": 0},     # one job per file: the per-file reruns under test
 }
 
 
