@@ -2,7 +2,7 @@
 # stay short and agree with each other.
 
 from agc_ttbar import layout
-from agc_ttbar.fileset import fetch_inputs, load_inputs, n_files_used
+from agc_ttbar.fileset import fetch_inputs, files_and_events, load_inputs, n_files_used
 from agc_ttbar.samples import split_sample_key
 
 R = config["results_dir"]
@@ -47,6 +47,14 @@ def _file_counts():
 
 
 FILE_COUNTS = _file_counts()
+
+if config["dataset"] == "agc":
+    # What the run will read, printed while the DAG is built (before any job runs).
+    _n_files, _n_events = files_and_events(load_inputs(original_inputs_list()), SAMPLE_KEYS,
+                                           config["n_files_max_per_sample"])
+    sys.stderr.write(f"dataset agc: this run reads {_n_files} files with {_n_events:,} events "
+                     f"({len(SAMPLE_KEYS)} samples, n_files_max_per_sample="
+                     f"{config['n_files_max_per_sample']}; input list {config['inputs']})\n")
 
 
 def file_indices(sample):
