@@ -102,10 +102,15 @@ def validate_config(config: dict) -> dict:
         raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
     schema = load_schema()
     _coerce_strings(config, schema)
+    sha_given = "inputs_sha256" in config
     validator = _FillingValidator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         raise ConfigError(_describe(errors[0]))
+    # The default digest belongs to the default input list: another list without its own
+    # inputs_sha256 is not checked (see the schema's description of inputs_sha256).
+    if not sha_given and config["inputs"] != schema["properties"]["inputs"]["default"]:
+        config["inputs_sha256"] = None
     return config
 
 

@@ -95,6 +95,19 @@ def group_files(nevents: Sequence[int], events_per_job: int) -> list[list[int]]:
     return groups
 
 
+def files_and_events(inputs: dict, samples: Iterable[str], n_files_max: int = -1) -> tuple[int, int]:
+    """(files, events) that a run over ``samples`` with ``n_files_max`` per sample reads: the
+    first N files of each sample and the sum of their ``nevts`` (spec §1.5)."""
+    n_files = n_events = 0
+    for key in samples:
+        process, variation = split_sample_key(key)
+        files = inputs.get(process, {}).get(variation, {}).get("files", [])
+        files = files[: None if n_files_max == -1 else n_files_max]
+        n_files += len(files)
+        n_events += sum(int(f["nevts"]) for f in files)
+    return n_files, n_events
+
+
 def build_fileset(inputs: dict, samples: Iterable[str], n_files_max: int = -1,
                   rewrites: Sequence[tuple[str, str]] = (), xcache: str | None = None,
                   lumi: float = LUMI_PB, source: str = "<inputs>") -> dict:

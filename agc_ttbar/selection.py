@@ -36,8 +36,12 @@ def electron_mask(pt, eta, cut_based, sip3d):
 
 
 def muon_mask(pt, eta, tight_id, sip3d, pf_rel_iso04_all):
-    """Tight isolated muons: pT > 30 GeV, |eta| < 2.1, tightId, sip3d < 4, pfRelIso04_all < 0.15."""
-    return (pt > 30) & (abs(eta) < 2.1) & tight_id & (sip3d < 4) & (pf_rel_iso04_all < 0.15)
+    """Tight isolated muons: pT > 30 GeV, |eta| < 2.1, tightId, sip3d < 4, pfRelIso04_all < 0.15.
+
+    ``tight_id`` is a flag: NanoAOD stores it as bool, some productions as an integer; either is
+    read as ``tight_id != 0`` (an integer combined with ``&`` would give a bitwise integer mask).
+    """
+    return (pt > 30) & (abs(eta) < 2.1) & (tight_id != 0) & (sip3d < 4) & (pf_rel_iso04_all < 0.15)
 
 
 def jet_base_mask(eta, jet_id):

@@ -2,7 +2,7 @@
 # stay short and agree with each other.
 
 from agc_ttbar import layout
-from agc_ttbar.fileset import fetch_inputs, group_files, load_inputs, n_files_used
+from agc_ttbar.fileset import fetch_inputs, files_and_events, group_files, load_inputs, n_files_used
 from agc_ttbar.samples import split_sample_key
 
 R = config["results_dir"]
@@ -57,6 +57,14 @@ FILE_COUNTS = {key: len(ev) for key, ev in FILE_EVENTS.items()}
 JOBS = {key: {f"{g[0]:05d}": [f"{i:05d}" for i in g]
               for g in group_files(ev, config["processing"]["events_per_job"])}
         for key, ev in FILE_EVENTS.items()}
+
+if config["dataset"] == "agc":
+    # What the run will read, printed while the DAG is built (before any job runs).
+    _n_files, _n_events = files_and_events(load_inputs(original_inputs_list()), SAMPLE_KEYS,
+                                           config["n_files_max_per_sample"])
+    sys.stderr.write(f"dataset agc: this run reads {_n_files} files with {_n_events:,} events "
+                     f"({len(SAMPLE_KEYS)} samples, n_files_max_per_sample="
+                     f"{config['n_files_max_per_sample']}; input list {config['inputs']})\n")
 
 
 def file_indices(sample):

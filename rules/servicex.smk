@@ -12,7 +12,8 @@ if config["servicex"]["enabled"]:
     rule servicex_deliver:
         input:
             inputs=original_inputs_list(),
-            sources=mock_files(),
+            # the mock files when the workflow makes them; an AGC list names files it does not make
+            sources=mock_files() if config["dataset"] == "mock" else [],
             sx_config=[config["servicex"]["config_path"]] if config["servicex"]["config_path"] else [],
         output:
             layout.servicex_inputs(R),

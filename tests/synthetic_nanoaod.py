@@ -110,13 +110,15 @@ def _types(fields: dict) -> str:
 
 
 def write_nanoaod(path, ev: dict, compression=None, basket_events: int = 50_000,
-                  drop: tuple[str, ...] = ()) -> None:
+                  drop: tuple[str, ...] = (), types: dict | None = None) -> None:
     """Write a column dict as a NanoAOD-style TTree ``Events`` (mktree with counters, then extend).
 
-    ``drop``: branch names (e.g. ``Jet_qgl``) to leave out of the file.
+    ``drop``: branch names (e.g. ``Jet_qgl``) to leave out of the file. ``types``: stored types of
+    some branches instead of the NanoAOD ones, e.g. ``{"Muon_tightId": "int8"}``.
     """
     compression = compression if compression is not None else uproot.ZLIB(1)
-    fields = {c: {k: v for k, v in f.items() if f"{c}_{k}" not in drop}
+    types = types or {}
+    fields = {c: {k: types.get(f"{c}_{k}", v) for k, v in f.items() if f"{c}_{k}" not in drop}
               for c, f in (("Jet", JET_FIELDS), ("Electron", ELECTRON_FIELDS), ("Muon", MUON_FIELDS))}
     with uproot.recreate(path, compression=compression) as f:
         tree = f.mktree(
