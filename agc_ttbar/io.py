@@ -2,6 +2,8 @@
 
 Local paths go to ``uproot.open``; remote URLs (``root://``, ``https://``) go through
 :func:`agc_ttbar.remote.open_file` (timeouts, bounded retries, errors naming the URL and the cause).
+The events may be a TTree or an RNTuple (detected from the file): an RNTuple is wrapped in
+:class:`agc_ttbar.rntuple.NanoAODView`, which reads it under the NanoAOD branch names.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Iterable, Iterator
 
 import uproot
 
+from . import rntuple as _rntuple
 from .remote import RemoteOptions, RemoteReadError
 from .remote import open_file as _open_remote
 from .remote import with_retries as _with_retries
@@ -29,7 +32,8 @@ def is_remote(path: str) -> bool:
 @contextlib.contextmanager
 def open_tree(path: str, tree_name: str = "Events",
               remote_options: RemoteOptions | None = None) -> Iterator[uproot.TTree]:
-    """Open ``path`` and yield its TTree ``tree_name``; the file is closed afterwards.
+    """Open ``path`` and yield its TTree ``tree_name`` (an RNTuple of that name as a
+    :class:`agc_ttbar.rntuple.NanoAODView`); the file is closed afterwards.
 
     ``remote_options``: timeout and attempts for a remote URL (default: ``RemoteOptions()``).
     """
@@ -50,11 +54,12 @@ def open_tree(path: str, tree_name: str = "Events",
             obj = f[tree_name]
         except KeyError:
             try:
-                trees = sorted({k.split(";")[0] for k, c in f.classnames().items() if c == "TTree"})
+                trees = sorted({k.split(";")[0] for k, c in f.classnames().items()
+                                if c == "TTree" or "RNTuple" in c})
             except Exception:  # a damaged directory: list nothing rather than hide the real error
                 trees = []
             raise InputFileError(f"input file {path} has no tree {tree_name!r} "
-                                 f"(TTrees in the file: {', '.join(trees) or 'none'}; "
+                                 f"(TTrees/RNTuples in the file: {', '.join(trees) or 'none'}; "
                                  "config key tree_name)") from None
         except MemoryError:
             raise
@@ -62,8 +67,11 @@ def open_tree(path: str, tree_name: str = "Events",
             raise InputFileError(f"input file {path}: cannot read tree {tree_name!r}: "
                                  f"{type(err).__name__}: {_one_line(err)}; the file is damaged or "
                                  "incomplete (copy it again)") from err
-        if not isinstance(obj, uproot.TTree):
-            raise InputFileError(f"input file {path}: {tree_name!r} is a {type(obj).__name__}, not a TTree")
+        if _rntuple.is_rntuple(obj):
+            obj = _rntuple_view(obj, path, tree_name)
+        elif not isinstance(obj, uproot.TTree):
+            raise InputFileError(f"input file {path}: {tree_name!r} is a {type(obj).__name__}, not a TTree "
+                                 f"or an RNTuple{_old_rntuple_hint(f, tree_name)}")
         yield obj
     finally:
         f.close()
@@ -104,7 +112,11 @@ def check_branches(tree: uproot.TTree, branches: Iterable[str], path: str) -> No
                              f"{', '.join(missing)} needed by the analysis")
     wrong = []
     for b in branches:
-        problem = _branch_type_problem(b, tree[b])
+        if isinstance(tree, _rntuple.NanoAODView):
+            col = tree.column(b)
+            problem = _layout_problem(b, col.jagged, col.dtype, col.form)
+        else:
+            problem = _branch_type_problem(b, tree[b])
         if problem:
             wrong.append(f"{b} ({problem})")
     if wrong:
@@ -130,16 +142,54 @@ def _branch_type_problem(name: str, branch) -> str | None:
         return f"uninterpretable: {type(err).__name__}"
     jagged = isinstance(interp, uproot.interpretation.jagged.AsJagged)
     inner = interp.content if jagged else interp
-    if not isinstance(inner, uproot.interpretation.numerical.AsDtype):
-        return f"stored as {interp}, expected numbers"
-    kind = inner.to_dtype.kind
+    dtype = inner.to_dtype if isinstance(inner, uproot.interpretation.numerical.AsDtype) else None
+    return _layout_problem(name, jagged, dtype, interp)
+
+
+def _layout_problem(name: str, jagged: bool, dtype, stored) -> str | None:
+    """Why a branch with this structure (``jagged``) and ``dtype`` (None: not numbers) cannot be
+    read as NanoAOD ``name``, else None; ``stored`` describes it in the message (TTree or RNTuple)."""
+    if dtype is None:
+        return f"stored as {stored}, expected numbers"
+    kind = dtype.kind
     allowed = _BRANCH_KINDS.get(name, _FLOAT if "_" in name else "biuf")
     if kind not in allowed:
-        return f"dtype {inner.to_dtype}, expected {'a float' if allowed == _FLOAT else 'an integer or bool'}"
+        return f"dtype {dtype}, expected {'a float' if allowed == _FLOAT else 'an integer or bool'}"
     flat = name in _FLAT
     if jagged == flat:
         return f"{'one list' if jagged else 'one value'} per event, expected {'one value' if flat else 'a list'}"
     return None
+
+
+def _rntuple_view(obj, path: str, tree_name: str) -> "_rntuple.NanoAODView":
+    """The RNTuple ``obj`` as a NanoAOD view; an on-disk format uproot cannot read is named."""
+    try:
+        version = _rntuple.format_version(obj)
+        if version[0] != _rntuple.SUPPORTED_EPOCH:
+            raise InputFileError(f"input file {path}: RNTuple {tree_name!r} has on-disk format version "
+                                 f"{'.'.join(map(str, version))}; uproot {uproot.__version__} reads RNTuple "
+                                 f"{_rntuple.SUPPORTED_EPOCH}.x (ROOT 6.34 and later): rewrite the file "
+                                 "with a matching ROOT version")
+        return _rntuple.NanoAODView(obj)
+    except InputFileError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as err:  # damaged header/footer envelopes
+        raise InputFileError(f"input file {path}: cannot read RNTuple {tree_name!r}: {type(err).__name__}: "
+                             f"{_one_line(err)}; the file is damaged or incomplete (copy it again)") from err
+
+
+def _old_rntuple_hint(f, tree_name: str) -> str:
+    """A hint for a pre-1.0 RNTuple (class ROOT::Experimental::RNTuple, ROOT 6.32 and earlier)."""
+    try:
+        cls = {k.split(";")[0]: c for k, c in f.classnames().items()}.get(tree_name, "")
+    except Exception:
+        return ""
+    if "Experimental::RNTuple" in cls:
+        return (f" (it is a pre-1.0 {cls}, written by ROOT 6.32 or earlier, which uproot "
+                f"{uproot.__version__} does not read: convert it with ROOT 6.34 or later)")
+    return ""
 
 
 def _check_not_truncated(f, path: str) -> None:

@@ -11,6 +11,7 @@ rule generate_mock_file:
         compression=config["mock"]["compression"],
         muon=config["mock"]["muon_tight_fraction"],
         full="--full-layout" if config["mock"]["full_layout"] else "",
+        fmt=config["mock"]["format"],
     log:
         layout.log(R, "generate_mock_file", "{sample}_{index}"),
     benchmark:
@@ -22,7 +23,8 @@ rule generate_mock_file:
     shell:
         "python workflow_scripts/generate_mock.py --sample {wildcards.sample} --index {wildcards.index} "
         "--events {params.events} --seed {params.seed} --compression {params.compression} "
-        "--muon-tight-fraction {params.muon} {params.full} --output {output} > {log} 2>&1"
+        "--muon-tight-fraction {params.muon} {params.full} --format {params.fmt} --output {output} "
+        "> {log} 2>&1"
 
 
 rule mock_inputs:

@@ -5,7 +5,7 @@ import os
 import sys
 
 from agc_ttbar.mock.generator import MockConfigError, generate_events, sample_code
-from agc_ttbar.mock.writer import parse_compression, write_file
+from agc_ttbar.mock.writer import FORMATS, parse_compression, write_file
 from agc_ttbar.samples import SAMPLES, sample_key
 
 
@@ -20,6 +20,8 @@ def main(argv=None) -> int:
     p.add_argument("--compression", default="ZLIB:4", help="ALGORITHM:LEVEL (ZLIB, LZMA, LZ4, ZSTD)")
     p.add_argument("--muon-tight-fraction", type=float, default=0.0,
                    help="probability that a prompt muon has Muon_tightId=True (real 2015 files: 0)")
+    p.add_argument("--format", default="ttree", choices=FORMATS,
+                   help="write Events/Runs as TTrees or as RNTuples (config key mock.format)")
     p.add_argument("--full-layout", action="store_true", help="also write the other ~900 real NanoAOD branches")
     args = p.parse_args(argv)
 
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     write_file(args.output, gen, args.compression, args.full_layout,
-               seed_seq=[args.seed, sample_code(args.sample), args.index, 2])
+               seed_seq=[args.seed, sample_code(args.sample), args.index, 2], fmt=args.format)
     t_write = time.perf_counter() - t0
     size = os.path.getsize(args.output)
     total = gen.seconds + t_write
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
     print(f"generation {gen.seconds:.2f} s ({gen.n_class / max(gen.seconds, 1e-9):,.0f} generated events/s, "
           f"{gen.n_kept / max(gen.seconds, 1e-9):,.0f} written events/s), writing {t_write:.2f} s, "
           f"total {gen.n_kept / max(total, 1e-9):,.0f} events/s; {size / 1e6:.2f} MB "
-          f"({size / max(gen.n_kept, 1):.0f} bytes/event, {args.compression})")
+          f"({size / max(gen.n_kept, 1):.0f} bytes/event, {args.compression}, {args.format})")
     return 0
 
 

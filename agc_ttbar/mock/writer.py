@@ -4,6 +4,12 @@ uproot's ``mktree`` is used with explicit counter names (``nJet`` for ``Jet_*`` 
 ``file["Events"] = ...`` (which writes an RNTuple). uproot declares counters as int32; real NanoAOD
 counters are UInt_t, see :func:`_uint32_counters`. Baskets hold ``basket_entries`` events, like
 the clusters of a production file. ``Runs`` holds the pre-filter event count (genEventCount).
+
+``fmt="rntuple"`` writes the same events as RNTuples ``Events`` and ``Runs`` (uproot's
+``mkrntuple``/``extend``, one cluster per ``basket_entries`` events) in the layout of CMSSW's NanoAOD
+RNTuple output: each collection is one field ``Jet`` (a list of records ``pt``, ``eta`` ...) and
+the counters (``nJet``) are not stored, as they are the collection lengths; flat branches keep
+their names. :class:`agc_ttbar.rntuple.NanoAODView` reads it back under the NanoAOD names.
 """
 
 from __future__ import annotations
@@ -129,11 +135,47 @@ def _uint32_counters():
         _cascadetree.Tree._branch_np = original
 
 
+#: Formats of the mock files (config key mock.format).
+FORMATS = ("ttree", "rntuple")
+
+
+def rntuple_fields(arrays: dict, table: dict | None = None) -> dict:
+    """NanoAOD branch arrays -> RNTuple fields: ``Jet_*`` -> collection ``Jet`` (records), counters
+    dropped; a jagged branch named after its counter (``LHEPdfWeight``) stays a vector field."""
+    table = table or branch_table()
+    counters = {table[k]["counter"] for k in arrays if table[k]["counter"]}
+    out, groups = {}, {}
+    for name, values in arrays.items():
+        counter = table[name]["counter"]
+        if name in counters:
+            continue
+        if counter and name.startswith(counter[1:] + "_"):
+            coll = counter[1:]
+            if coll not in groups:
+                groups[coll] = {}
+                out[coll] = None               # keep the real-file order of the first member
+            groups[coll][name[len(coll) + 1:]] = values
+        else:
+            out[name] = values
+    for coll, members in groups.items():
+        out[coll] = ak.zip(members, depth_limit=2)
+    return out
+
+
 def write_file(path: str, gen: GeneratedFile, compression: str = "ZLIB:4", full_layout: bool = False,
-               basket_entries: int = 10_000, seed_seq=None) -> None:
-    """Write ``gen`` to ``path`` atomically: ``Events`` (NanoAOD schema) and ``Runs`` (event counts)."""
+               basket_entries: int = 10_000, seed_seq=None, fmt: str = "ttree") -> None:
+    """Write ``gen`` to ``path`` atomically: ``Events`` (NanoAOD schema) and ``Runs`` (event counts),
+    as TTrees (``fmt="ttree"``) or RNTuples (``fmt="rntuple"``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"mock file format {fmt!r} is not one of {', '.join(FORMATS)} (config key mock.format)")
     table = branch_table()
     arrays = file_branches(gen, full_layout, seed_seq)
+    runs_data = {"run": np.array([1], np.uint32), "genEventCount": np.array([gen.nevts], np.int64),
+                 "genEventSumw": np.array([gen.sum_genweight], np.float64),
+                 "genEventSumw2": np.array([gen.sum_genweight2], np.float64)}
+    if fmt == "rntuple":
+        _write_rntuple(path, gen.n_kept, rntuple_fields(arrays, table), runs_data, compression, basket_entries)
+        return
     types = {name: _branch_type(table[name]) for name in arrays if not name.startswith("n") or table[name]["counter"]
              or name not in {c for c in (table[k]["counter"] for k in arrays) if c}}
     counters = {table[k]["counter"] for k in arrays if table[k]["counter"]}
@@ -150,8 +192,24 @@ def write_file(path: str, gen: GeneratedFile, compression: str = "ZLIB:4", full_
                 tree.extend({k: v[start:stop] for k, v in arrays.items() if k not in counters})
             runs = f.mktree("Runs", {"run": np.uint32, "genEventCount": np.int64, "genEventSumw": np.float64,
                                      "genEventSumw2": np.float64}, title="Runs")
-            runs.extend({"run": np.array([1], np.uint32), "genEventCount": np.array([gen.nevts], np.int64),
-                         "genEventSumw": np.array([gen.sum_genweight]), "genEventSumw2": np.array([gen.sum_genweight2])})
+            runs.extend(runs_data)
+
+
+def _write_rntuple(path: str, n: int, fields: dict, runs_data: dict, compression: str,
+                   basket_entries: int) -> None:
+    with atomic_path(path) as tmp:
+        with uproot.recreate(tmp, compression=parse_compression(compression)) as f:
+            ntuple = None
+            for start in range(0, max(n, 1), basket_entries):
+                stop = min(n, start + basket_entries)
+                chunk = {k: v[start:stop] for k, v in fields.items()}
+                if ntuple is None:
+                    ntuple = f.mkrntuple("Events", chunk)   # the first cluster (also for 0 events)
+                elif stop > start:
+                    ntuple.extend(chunk)
+                if stop >= n:
+                    break
+            f.mkrntuple("Runs", runs_data)
 
 
 def read_counts(path: str, tree: str = "Events") -> tuple[int, int]:

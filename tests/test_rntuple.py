@@ -1,0 +1,163 @@
+"""RNTuple inputs (mock.format: rntuple): the same events written as TTree and as RNTuple read back
+under the same branch names, dtypes and values, and give bitwise-identical histograms (ML on) and
+ML training data; other RNTuple NanoAOD layouts (ROOT's importer, plain vector fields) map too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from agc_ttbar import rntuple
+from agc_ttbar.io import InputFileError, check_branches, open_tree, read_chunk
+from agc_ttbar.ml import dataset
+from agc_ttbar.mock.generator import generate_events
+from agc_ttbar.mock.writer import read_counts, write_file
+from agc_ttbar.processing import SampleInfo, branches_needed, process_file
+
+from handmade import FakeScorer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUIET = lambda msg: None  # noqa: E731
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """One generated ttbar file (muons on, so every branch matters) as TTree and as RNTuple."""
+    tmp = tmp_path_factory.mktemp("rntuple")
+    gen = generate_events("ttbar__nominal", 0, N, 4242, 0.9)
+    out = {}
+    for fmt in ("ttree", "rntuple"):
+        out[fmt] = str(tmp / f"{fmt}.root")
+        write_file(out[fmt], gen, "ZLIB:4", basket_entries=1000, seed_seq=[1, 2], fmt=fmt)
+    return out
+
+
+def test_file_kinds(pair):
+    with uproot.open(pair["rntuple"]) as f:
+        assert {k.split(";")[0]: c for k, c in f.classnames().items()} == {"Events": "ROOT::RNTuple",
+                                                                           "Runs": "ROOT::RNTuple"}
+        ev = f["Events"]
+        # uproot 5.7.7 writes the RNTuple 1.x on-disk format (anchor epoch 1; ROOT 6.34+)
+        assert rntuple.format_version(ev)[0] == rntuple.SUPPORTED_EPOCH == 1
+        assert {"Jet", "Electron", "Muon", "GenPart", "run", "event"} <= set(ev.keys())
+        assert "nJet" not in ev.keys()                      # counters are the collection lengths
+        assert len(ev.cluster_summaries) == N // 1000
+    with uproot.open(pair["ttree"]) as f:
+        assert isinstance(f["Events"], uproot.TTree)
+    assert read_counts(pair["rntuple"]) == read_counts(pair["ttree"])
+
+
+def test_same_branches_dtypes_and_values(pair):
+    with open_tree(pair["ttree"]) as t, open_tree(pair["rntuple"]) as r:
+        assert isinstance(r, rntuple.NanoAODView) and r.num_entries == t.num_entries == N
+        names = list(t.keys())
+        assert sorted(r.keys()) == sorted(names)
+        needed = branches_needed("nominal", True)
+        check_branches(t, needed, pair["ttree"])
+        check_branches(r, needed, pair["rntuple"])
+        a = read_chunk(t, pair["ttree"], names, 700, 2300)
+        b = read_chunk(r, pair["rntuple"], names, 700, 2300)
+    for name in names:
+        assert str(a[name].type) == str(b[name].type), name
+        assert a[name].layout.form.type == b[name].layout.form.type, name
+        flat_a, flat_b = (ak.flatten(x[name], axis=None) for x in (a, b))
+        assert ak.to_numpy(flat_a).dtype == ak.to_numpy(flat_b).dtype, name
+        assert np.array_equal(ak.to_numpy(flat_a).view(np.uint8), ak.to_numpy(flat_b).view(np.uint8)), name
+        if a[name].ndim == 2:
+            assert np.array_equal(ak.to_numpy(ak.num(a[name])), ak.to_numpy(ak.num(b[name]))), name
+    assert b["nJet"].type.content == ak.types.NumpyType("uint32")   # NanoAOD counters are UInt_t
+
+
+def test_histograms_bitwise_identical_with_ml(pair):
+    info = SampleInfo("ttbar__nominal", "ttbar", "nominal", 0.37, N)
+    results = {}
+    for fmt, path in pair.items():
+        hists, meta = process_file(path, info, chunksize=1100, scorer=FakeScorer(), log=QUIET)
+        results[fmt] = (hists, meta)
+    (ht, mt), (hr, mr) = results["ttree"], results["rntuple"]
+    assert mt["cutflow"] == mr["cutflow"] and mt["cutflow"]["steps"]["all"] == N
+    assert sorted(ht.hists) == sorted(hr.hists) and any(k.startswith("4j2b") for k in ht.hists)
+    assert any("_ttbar" in k and not k.startswith("4j") for k in ht.hists)   # ML feature histograms
+    for key in ht.hists:
+        x, y = ht.hists[key], hr.hists[key]
+        assert x.edges.tobytes() == y.edges.tobytes(), key
+        assert x.sumw.tobytes() == y.sumw.tobytes() and x.sumw2.tobytes() == y.sumw2.tobytes(), key
+
+
+def test_ml_training_data_identical(pair):
+    data = {fmt: dataset.extract([path], chunksize=1300, max_per_parity=10_000, log=QUIET)
+            for fmt, path in pair.items()}
+    (dt, st), (dr, sr) = data["ttree"], data["rntuple"]
+    assert {k: v for k, v in st.items() if k != "files"} == {k: v for k, v in sr.items() if k != "files"}
+    assert st["4j2b"] > 0 and sorted(dt) == sorted(dr)
+    for k in dt:
+        assert np.asarray(dt[k]).tobytes() == np.asarray(dr[k]).tobytes(), k
+
+
+def _layouts(path, n=50):
+    """The same NanoAOD jets in the layouts of ROOT's RNTupleImporter and of plain vector fields."""
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 5, n).astype(np.uint32)
+    pt = ak.unflatten(rng.uniform(20, 90, int(counts.sum())).astype(np.float32), counts)
+    jid = ak.unflatten(rng.integers(0, 7, int(counts.sum())).astype(np.int32), counts)
+    lhe = ak.unflatten(rng.uniform(size=3 * n).astype(np.float32), np.full(n, 3))
+    with uproot.recreate(path) as f:
+        f.mkrntuple("Importer", {"event": np.arange(n, dtype=np.uint64),
+                                 "_collection0": ak.zip({"Jet_pt": pt, "Jet_jetId": jid})})
+        f.mkrntuple("Vectors", {"event": np.arange(n, dtype=np.uint64), "nJet": counts, "Jet_pt": pt,
+                                "Jet_jetId": jid, "LHEPdfWeight": lhe,
+                                "MET": ak.zip({"pt": np.arange(n, dtype=np.float32)})})
+    return counts, pt, jid, lhe
+
+
+def test_importer_and_vector_layouts(tmp_path):
+    path = str(tmp_path / "layouts.root")
+    counts, pt, jid, lhe = _layouts(path)
+    for name in ("Importer", "Vectors"):
+        with open_tree(path, name) as r:
+            assert {"nJet", "Jet_pt", "Jet_jetId", "event"} <= set(r.keys())
+            a = read_chunk(r, path, ["nJet", "Jet_pt", "Jet_jetId"], 10, 40)
+            assert a["nJet"].type.content == ak.types.NumpyType("uint32")
+            assert np.array_equal(ak.to_numpy(a["nJet"]), counts[10:40])
+            assert ak.all(a["Jet_pt"] == pt[10:40]) and str(a["Jet_pt"].type) == "30 * var * float32"
+            assert ak.all(a["Jet_jetId"] == jid[10:40])
+            only_counts = read_chunk(r, path, ["nJet"], 0, 50)["nJet"]
+            assert np.array_equal(ak.to_numpy(only_counts), counts)
+    with open_tree(path, "Vectors") as r:
+        a = read_chunk(r, path, ["nLHEPdfWeight", "LHEPdfWeight", "MET_pt"], 0, 50)
+        assert np.all(ak.to_numpy(a["nLHEPdfWeight"]) == 3) and ak.all(a["LHEPdfWeight"] == lhe)
+        assert np.array_equal(ak.to_numpy(a["MET_pt"]), np.arange(50, dtype=np.float32))
+
+
+def test_errors_name_the_file_and_branch(pair, tmp_path):
+    with open_tree(pair["rntuple"]) as r:
+        with pytest.raises(InputFileError, match=r"missing branch\(es\) Jet_foo"):
+            check_branches(r, ["Jet_pt", "Jet_foo"], pair["rntuple"])
+    bad = str(tmp_path / "bad.root")
+    with uproot.recreate(bad) as f:
+        f.mkrntuple("Events", {"Jet_pt": np.zeros(3, np.float32), "event": np.zeros(3, np.float32)})
+    with open_tree(bad) as r:
+        with pytest.raises(InputFileError, match=r"bad.root.*Jet_pt \(one value per event, expected a list\)"
+                                                 r".*event \(dtype float32"):
+            check_branches(r, ["Jet_pt", "event"], bad)
+    with pytest.raises(InputFileError, match=r"no tree 'Evts' \(TTrees/RNTuples in the file: Events, Runs"):
+        with open_tree(pair["rntuple"], "Evts"):
+            pass
+
+
+def test_generate_mock_script_writes_rntuple(tmp_path):
+    out = tmp_path / "f.root"
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "workflow_scripts", "generate_mock.py"),
+                          "--sample", "wjets__nominal", "--index", "0", "--events", "200", "--seed", "1",
+                          "--format", "rntuple", "--output", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "rntuple" in res.stdout
+    with uproot.open(out) as f:
+        assert f.classnames()["Events;1"] == "ROOT::RNTuple" and f["Events"].num_entries == 200
