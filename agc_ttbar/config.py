@@ -106,6 +106,9 @@ def validate_config(config: dict) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         raise ConfigError(_describe(errors[0]))
+    if config["container_runner"] and not config["container_image"]:
+        raise ConfigError(f"container_runner: {config['container_runner']!r} needs container_image "
+                          "(the image to run the jobs in; build one with `make image`)")
     return config
 
 
