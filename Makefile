@@ -8,7 +8,7 @@ SNAKEMAKE_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: analysis test venv dryrun rulegraph clean bench report
+.PHONY: analysis test venv dryrun rulegraph clean bench report image
 
 $(STAMP): envs/requirements.txt envs/requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf results .snakemake
+
+# Container image of the workflow (envs/Containerfile), tagged with a hash of its inputs; cached.
+# BASE=python:3.11-slim where a registry is reachable; else a local Debian base (needs root).
+image:
+	bash scripts/build_image.sh

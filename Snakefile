@@ -24,6 +24,18 @@ except ConfigError as err:
     raise SystemExit(1)
 
 
+# The image of every rule (config container_image; null = none): REANA, --sdm apptainer
+# (7.32.4: --use-singularity) run each job in it. container_runner "podman" runs each job's shell
+# command in it locally, as REANA's job controller does (scripts/podman_job.sh).
+container: config["container_image"]
+
+
+if config["container_runner"] == "podman":
+    os.environ["AGC_CONTAINER_IMAGE"] = config["container_image"]
+    os.environ["AGC_CONTAINER_WORKSPACE"] = os.getcwd()
+    shell.executable(os.path.join(workflow.basedir, "scripts", "podman_job.sh"))
+
+
 include: "rules/common.smk"
 include: "rules/mock.smk"
 include: "rules/fileset.smk"

@@ -111,6 +111,9 @@ def validate_config(config: dict) -> dict:
     # inputs_sha256 is not checked (see the schema's description of inputs_sha256).
     if not sha_given and config["inputs"] != schema["properties"]["inputs"]["default"]:
         config["inputs_sha256"] = None
+    if config["container_runner"] and not config["container_image"]:
+        raise ConfigError(f"container_runner: {config['container_runner']!r} needs container_image "
+                          "(the image to run the jobs in; build one with `make image`)")
     return config
 
 
