@@ -215,3 +215,23 @@ def test_workflow_with_rntuple_mock_files(tmp_path):
     differ = [k for k in partials["ttree"] if partials["ttree"][k] != partials["rntuple"][k]]
     # only the metadata (file path, timing) may differ; every histogram array is the same bytes
     assert all("meta" in k for k in differ), differ
+
+
+def test_pre_1_0_rntuple_hint():
+    """A pre-1.0 RNTuple (class ROOT::Experimental::RNTuple, ROOT <= 6.32) is named in the error."""
+    from agc_ttbar.io import _old_rntuple_hint
+
+    class File:
+        def classnames(self):
+            return {"Events;1": "ROOT::Experimental::RNTuple"}
+
+    assert "pre-1.0 ROOT::Experimental::RNTuple" in _old_rntuple_hint(File(), "Events")
+    assert "ROOT 6.34" in _old_rntuple_hint(File(), "Events")
+    assert _old_rntuple_hint(File(), "Runs") == ""
+
+
+def test_unsupported_epoch_is_refused(pair, monkeypatch):
+    monkeypatch.setattr(rntuple, "SUPPORTED_EPOCH", 2)
+    with pytest.raises(InputFileError, match=r"rntuple.root: RNTuple 'Events' has on-disk format version 1\.0\.0\.1"):
+        with open_tree(pair["rntuple"]):
+            pass
