@@ -235,3 +235,29 @@ def test_unsupported_epoch_is_refused(pair, monkeypatch):
     with pytest.raises(InputFileError, match=r"rntuple.root: RNTuple 'Events' has on-disk format version 1\.0\.0\.1"):
         with open_tree(pair["rntuple"]):
             pass
+
+
+@pytest.mark.integration
+def test_rntuple_over_http_and_xrootd(pair):
+    """An RNTuple served by real nginx and xrootd on loopback reads as the local file does."""
+    import shutil
+
+    from servers import procs
+
+    folder = procs.served_folder()
+    xrd = nginx = None
+    try:
+        xrd, nginx = procs.start_xrootd(folder), procs.start_nginx(folder)
+        name = procs.publish(pair["rntuple"], folder, "rntuple/events.root")
+        branches = ["Jet_pt", "nJet", "Muon_tightId", "event"]
+        with open_tree(pair["rntuple"]) as r:
+            local = read_chunk(r, pair["rntuple"], branches, 0, N)
+        for url in (f"{xrd.url}/{name}", f"{nginx.url}{name}"):
+            with open_tree(url) as r:
+                assert isinstance(r, rntuple.NanoAODView) and r.num_entries == N
+                remote = read_chunk(r, url, branches, 0, N)
+            for b in branches:
+                assert ak.to_list(remote[b]) == ak.to_list(local[b]), (url, b)
+    finally:
+        procs.stop_all(*(s for s in (xrd, nginx) if s is not None))
+        shutil.rmtree(folder, ignore_errors=True)
