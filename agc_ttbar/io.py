@@ -66,7 +66,7 @@ def open_tree(path: str, tree_name: str = "Events",
         except Exception as err:  # damaged directory or TTree metadata (truncated, overwritten)
             raise InputFileError(f"input file {path}: cannot read tree {tree_name!r}: "
                                  f"{type(err).__name__}: {_one_line(err)}; the file is damaged or "
-                                 "incomplete (copy it again)") from err
+                                 f"incomplete (copy it again){_old_rntuple_hint(f, tree_name)}") from err
         if _rntuple.is_rntuple(obj):
             obj = _rntuple_view(obj, path, tree_name)
         elif not isinstance(obj, uproot.TTree):

@@ -8,7 +8,9 @@ collection's columns into one field, a list of records sharing one offset column
   are top-level fields; a named singleton may be a record ``MET`` with members ``pt`` ...
 - ROOT's ``RNTupleImporter`` (TTree -> RNTuple) writes ``_collection0`` whose members keep the
   branch names (``Jet_pt``); its ``nJet``/``Jet_pt`` are *projected* fields, which uproot does not read.
-- A plain ``std::vector<float>`` field ``Jet_pt`` (e.g. ``mkrntuple`` of a dict of TTree arrays).
+  uproot 5.7.7 reads projected fields (``nJet`` as a cardinality, int64) and the collection.
+- A plain ``std::vector<float>`` field ``Jet_pt`` (RDataFrame's RNTuple ``Snapshot``; ``mkrntuple``
+  of a dict of TTree arrays), with ``nJet`` a stored field or not.
 
 :class:`NanoAODView` maps each of these back to the NanoAOD branch names: ``Jet_pt`` is
 ``Jet.pt`` (or ``_collection0.Jet_pt``, or the field ``Jet_pt``); a counter ``nJet`` that is not a
@@ -51,6 +53,7 @@ class Column:
     jagged: bool                 # one list per entry (a collection member or a vector field)
     dtype: np.dtype | None       # numeric dtype, None if not a number
     counter: bool = False        # the length of the collection at ``path[0]``, not a stored value
+    cast: bool = False           # a stored RNTupleCardinality (int64 in uproot) read as uint32
     form: str = ""               # the awkward form, for error messages
 
 
@@ -94,6 +97,8 @@ class NanoAODView:
                 arr = arr[part]
             if c.counter:
                 arr = ak.Array(ak.to_numpy(ak.num(arr, axis=1)).astype(np.uint32))
+            elif c.cast:
+                arr = ak.Array(ak.to_numpy(arr).astype(np.uint32))
             out[b] = arr
         return out
 
@@ -103,7 +108,10 @@ def _columns(form) -> dict[str, Column]:
     out: dict[str, Column] = {}
     derived: dict[str, Column] = {}
     for field, sub in zip(form.fields, form.contents):
-        if isinstance(sub, ak.forms.NumpyForm):
+        if isinstance(sub, ak.forms.NumpyForm) and "cardinality" in str(sub.form_key):
+            # a projected RNTupleCardinality<std::uint32_t> (ROOT's importer, CMSSW): NanoAOD's UInt_t
+            out[field] = Column((field,), False, np.dtype(np.uint32), cast=True, form="RNTupleCardinality")
+        elif isinstance(sub, ak.forms.NumpyForm):
             out[field] = Column((field,), False, np.dtype(sub.primitive), form=str(sub.type))
         elif isinstance(sub, ak.forms.ListOffsetForm) and isinstance(sub.content, ak.forms.RecordForm):
             members = list(zip(sub.content.fields, sub.content.contents))

@@ -51,9 +51,13 @@ def _rss_mb() -> float:
 def read_rate(path: str, branches: list[str], chunksize: int, tree_name: str) -> dict:
     import uproot
 
+    from agc_ttbar import rntuple
+
     c0, w0 = time.process_time(), time.perf_counter()
     with uproot.open(path) as f:
         tree = f[tree_name]
+        if rntuple.is_rntuple(tree):     # the same NanoAOD branches, through the job's RNTuple view
+            tree = rntuple.NanoAODView(tree)
         n = tree.num_entries
         for lo in range(0, n, chunksize):
             arrays = tree.arrays(branches, entry_start=lo, entry_stop=min(n, lo + chunksize), how=dict)
@@ -65,9 +69,14 @@ def bytes_read(path: str, branches: list[str], tree_name: str) -> dict:
     """Compressed bytes of the branches read (their baskets) and of the whole file, per event."""
     import uproot
 
+    from agc_ttbar import rntuple
+
     with uproot.open(path) as f:
         tree = f[tree_name]
         n = max(tree.num_entries, 1)
+        if rntuple.is_rntuple(tree):     # uproot gives no per-field byte count of an RNTuple
+            return {"file_bytes_per_event": os.path.getsize(path) / n, "n_branches_read": len(branches),
+                    "format": "rntuple"}
         read = sum(tree[b].compressed_bytes for b in branches)
         all_branches = sum(b.compressed_bytes for b in tree.itervalues(recursive=True))
     size = os.path.getsize(path)

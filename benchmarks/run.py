@@ -23,6 +23,9 @@ Sections (``--sections``, comma-separated; default all):
   The ``perfile`` ttbar file is the worst case of the dataset for ML (three kinematic variations,
   half its events in 4j2b); this is the stage as the workflow runs it.
 - ``memory``: the job's peak RSS on a file of 2 chunks and one of 4x its size (8 chunks).
+- ``rntuple``: the default ``ttbar__nominal`` mock events written as TTree and as RNTuple
+  (``mock.format``), alternating raw read / job per format; read and job rates per CPU second of
+  each format, their ratio, and the file sizes.
 
 Every measured piece of work runs in its own child process; repeated measurements alternate
 (A, B, A, B, ...) and the report quotes medians (ratios: the median of the per-round ratios).
@@ -45,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import REPO, last_json, machine, median, run, run_wait4, spread  # noqa: E402
 
-SECTIONS = ("e2e", "scaling", "perfile", "coffea", "dataset", "memory")
+SECTIONS = ("e2e", "scaling", "perfile", "coffea", "dataset", "memory", "rntuple")
 BENCH_SAMPLE = "ttbar__nominal"
 
 #: Targets: key -> (description, comparison, threshold). Checked only by reading the output.
@@ -80,11 +83,13 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # input files of the per-file measurements
 
-def generate(sample: str, events: int, path: str, seed: int, compression: str, full_layout: bool) -> dict:
+def generate(sample: str, events: int, path: str, seed: int, compression: str, full_layout: bool,
+             fmt: str = "ttree") -> dict:
     """Write one mock file with the workflow's generator script; returns its wall time."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     cmd = [sys.executable, "workflow_scripts/generate_mock.py", "--sample", sample, "--index", "0",
-           "--events", str(events), "--seed", str(seed), "--compression", compression, "--output", path]
+           "--events", str(events), "--seed", str(seed), "--compression", compression, "--format", fmt,
+           "--output", path]
     if full_layout:
         cmd.append("--full-layout")
     return run(cmd)
@@ -247,6 +252,31 @@ def dataset_rates(files: list[tuple[str, str, int]], chunksize: int, ml, repeats
     return out
 
 
+def rntuple_rates(files: dict[str, str], nevts: int, chunksize: int, repeats: int) -> dict:
+    """Read and job (no ML) rates of the same events as TTree and as RNTuple (``files``: format ->
+    path), alternating A/B per round (read ttree, read rntuple, job ttree, job rntuple)."""
+    modes = [(kind, fmt) for kind in ("read", "job") for fmt in ("ttree", "rntuple")]
+    runs: dict[tuple[str, str], list[dict]] = {m: [] for m in modes}
+    for rnd in range(repeats):
+        for kind, fmt in modes:
+            runs[(kind, fmt)].append(perfile_driver(kind, files[fmt], nevts, chunksize, None))
+        log(f"  rntuple round {rnd + 1}/{repeats}: " + ", ".join(
+            f"{k} {f} {runs[(k, f)][-1]['rate_per_core']:,.0f}/s" for k, f in modes))
+    out = {"entries": runs[("read", "ttree")][0]["entries"],
+           "file_bytes": {fmt: os.path.getsize(p) for fmt, p in files.items()}}
+    for kind, fmt in modes:
+        out.setdefault(fmt, {})[kind] = {"rate_per_core": median([r["rate_per_core"] for r in runs[(kind, fmt)]]),
+                                         "rounds": [r["rate_per_core"] for r in runs[(kind, fmt)]]}
+    for kind in ("read", "job"):
+        out[f"{kind}_ratio_rntuple_over_ttree"] = median(
+            [b["rate_per_core"] / a["rate_per_core"] for a, b in zip(runs[(kind, "ttree")], runs[(kind, "rntuple")])])
+    if out["entries"] != runs[("read", "rntuple")][0]["entries"]:
+        raise RuntimeError("the TTree and RNTuple files hold different entry counts")
+    if runs[("job", "ttree")][0]["cutflow"] != runs[("job", "rntuple")][0]["cutflow"]:
+        raise RuntimeError("the job's cutflow differs between the TTree and the RNTuple file")
+    return out
+
+
 def memory(src: str, chunksize: int, bench_dir: str, repeats: int, compression: str) -> dict:
     """Peak RSS of the job (no ML) on files of 2 and 8 chunks."""
     import uproot
@@ -388,6 +418,15 @@ def table_rows(res: dict) -> list[tuple[str, str, str, str]]:
         info_row("job peak RSS, file of 2 / 8 chunks",
                  f"{fmt(m['small_peak_rss_mb'], 'MB')} / {fmt(m['big_peak_rss_mb'], 'MB')} (chunksize {m['chunksize']:,})")
         target_row("rss_growth", m["growth"], "%")
+    rn = res.get("rntuple")
+    if rn:
+        tag = f"{rn['entries']:,} ttbar mock events"
+        for kind, what in (("read", "raw read rate"), ("job", "per-file job, no ML")):
+            info_row(f"{what}, TTree / RNTuple, {tag}",
+                     f"{fmt(rn['ttree'][kind]['rate_per_core'], '/s')} / {fmt(rn['rntuple'][kind]['rate_per_core'], '/s')}"
+                     f" (RNTuple {fmt(rn[f'{kind}_ratio_rntuple_over_ttree'], 'x')})")
+        info_row(f"file size, TTree / RNTuple, {tag}",
+                 f"{rn['file_bytes']['ttree'] / 1e6:.2f} / {rn['file_bytes']['rntuple'] / 1e6:.2f} MB")
     return rows
 
 
@@ -554,6 +593,20 @@ def main(argv=None) -> int:
         r = attempt("memory", lambda: memory(default_file, mem_chunk, bench_dir, repeats, mcfg["compression"]))
         if r:
             res["memory"] = r
+
+    if "rntuple" in sections:
+        def _rntuple():
+            files = {fmt: os.path.join(files_dir, f"{BENCH_SAMPLE}_{events}_{fmt}.root") for fmt in ("ttree", "rntuple")}
+            for fmt, path in files.items():
+                if not os.path.exists(path):
+                    log(f"generating {path} ({events} events, {fmt}) ...")
+                    generate(BENCH_SAMPLE, events, path, mcfg["seed"], mcfg["compression"], False, fmt)
+            log(f"TTree vs RNTuple read and job rates ({repeats} rounds) ...")
+            return rntuple_rates(files, 0, chunksize, repeats)
+
+        r = attempt("rntuple", _rntuple)
+        if r:
+            res["rntuple"] = r
 
     res["benchmark_wall_s"] = time.perf_counter() - t_start
     out = args.output

@@ -106,3 +106,22 @@ def test_dataset_rates_sum_over_files(mock_file):
     r = res["rounds"][0]
     assert set(r) == {"read", "job", "read_ml", "job_ml"} and all(v > 0 for v in r.values())
     assert res["ratio_noml"] == r["job"] / r["read"]
+
+
+def test_rntuple_rates_both_formats(mock_file, tmp_path):
+    """The rntuple section: the same events as TTree and RNTuple, read and job rates of each."""
+    from run import rntuple_rates, table_rows
+
+    from agc_ttbar.mock.generator import generate_events
+    from agc_ttbar.mock.writer import write_file
+
+    path, nevts = mock_file
+    rnt = str(tmp_path / "ttbar_rntuple.root")
+    write_file(rnt, generate_events("ttbar__nominal", 0, 2000, 20240521), fmt="rntuple")
+    res = rntuple_rates({"ttree": path, "rntuple": rnt}, nevts, 200_000, 1)
+    assert res["entries"] == 2000 and res["file_bytes"]["rntuple"] > 0
+    for fmt in ("ttree", "rntuple"):
+        assert res[fmt]["read"]["rate_per_core"] > 0 and res[fmt]["job"]["rate_per_core"] > 0
+    assert res["read_ratio_rntuple_over_ttree"] > 0
+    rows = table_rows({"rntuple": res})
+    assert any(r[0].startswith("raw read rate, TTree / RNTuple") for r in rows)

@@ -275,7 +275,7 @@ def test_input_errors(tmp_path, synth_file):
     bad.write_bytes(b"not a root file")
     with pytest.raises(InputFileError, match="cannot open input file .*bad.root"):
         process_file(str(bad), info, log=QUIET)
-    with pytest.raises(InputFileError, match="has no tree 'Tree'.*TTrees in the file: Events"):
+    with pytest.raises(InputFileError, match="has no tree 'Tree'.*TTrees/RNTuples in the file: Events"):
         process_file(synth_file, info, tree_name="Tree", log=QUIET)
     logs = []
     process_file(synth_file, info, expected_entries=N_EVENTS + 1, log=logs.append, entry_stop=10)

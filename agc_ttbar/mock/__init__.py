@@ -4,7 +4,7 @@
 - :mod:`.truth`: GenPart records (NanoAOD mothers, status codes, statusFlags), decays, radiation;
 - :mod:`.detector`: jets, leptons, b tagging, jet ID, lepton jets, MET;
 - :mod:`.generator`: generation class, generator-level filter, event numbering, seeding;
-- :mod:`.writer`: uproot TTree writing (NanoAOD dtypes, UInt_t counters, full layout);
+- :mod:`.writer`: uproot TTree or RNTuple writing (NanoAOD dtypes, UInt_t counters, full layout);
 - :mod:`.schema` / :mod:`.branches_2015`: real 2015 NanoAOD branch names, dtypes and counters;
 - :mod:`.validation`: yields, observables, truth matching and the plots in docs/mock_validation.
 """

@@ -13,7 +13,6 @@ import os
 
 import awkward as ak
 import numpy as np
-import uproot
 
 from .. import selection as S
 from ..samples import LUMI_PB, XSEC_PB
@@ -32,8 +31,11 @@ READ = S.BRANCHES + S.ML_BRANCHES + ("nJet", "GenPart_pt", "GenPart_eta", "GenPa
 
 
 def read(path: str, branches=READ, tree: str = "Events") -> ak.Array:
-    with uproot.open(path) as f:
-        return f[tree].arrays(list(dict.fromkeys(branches)))
+    """The branches of ``path`` as one record array (TTree or RNTuple, through :mod:`agc_ttbar.io`)."""
+    from ..io import open_tree, read_chunk
+
+    with open_tree(path, tree) as t:
+        return ak.zip(read_chunk(t, path, list(dict.fromkeys(branches)), 0, t.num_entries), depth_limit=1)
 
 
 def regions(ev: ak.Array):
