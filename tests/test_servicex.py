@@ -338,3 +338,53 @@ def test_workflow_servicex_with_ml_equals_direct(servicex_env, tmp_path_factory)
         for step in ("4j1b", "4j2b"):
             assert skim["steps"][step] == full["steps"][step], (key, step)
     assert sum(_raw_cutflow(cut_direct, k)["single"]["exactly_1l_muon"] for k in fileset) > 100
+
+
+#: The AGC's uproot-raw cut (spec §8.3), verbatim: not strictly looser than the selection.
+AGC_CUT = (
+    "((count_nonzero((Electron_pt > 30) & (abs(Electron_eta) < 2.1) & (Electron_cutBased == 4) "
+    "& (Electron_sip3d < 4), axis=1) + count_nonzero((Muon_pt > 30) & (abs(Muon_eta) < 2.1) "
+    "& (Muon_tightId) & (Muon_pfRelIso04_all < 0.15), axis=1)) == 1) "
+    "& (count_nonzero((Jet_pt > 25) & (abs(Jet_eta) < 2.4) & (Jet_jetId == 6), axis=1) >= 4) "
+    "& (count_nonzero((Jet_pt > 25) & (abs(Jet_eta) < 2.4) & (Jet_jetId == 6) "
+    "& (Jet_btagCSVV2 > 0.5), axis=1) >= 1)"
+)
+
+
+def _cut_mask(arrays: dict, cut: str) -> np.ndarray:
+    """Evaluate a ServiceX uproot-raw cut on arrays (reducers default to axis=1, as ServiceX)."""
+    import awkward as ak
+
+    names = dict(arrays, count_nonzero=lambda x, axis=1: ak.count_nonzero(x, axis=axis), abs=abs)
+    return ak.to_numpy(eval(cut, {"__builtins__": {}}, names))  # noqa: S307 - our own constant
+
+
+def test_skim_keeps_every_event_any_variation_selects():
+    """Histograms (every kinematic variation, ML features) of the events passing SKIM_CUT equal
+    those of all events; the AGC's verbatim cut loses selected events on the same input."""
+    from handmade import FakeScorer
+    from synthetic_nanoaod import make_events
+
+    from agc_ttbar.processing import FileProcessor, SampleInfo, branches_needed
+
+    ev = make_events(20000, seed=17, muon_tight_fraction=0.7)
+    import awkward as ak
+
+    arrays = {"run": ev["run"], "luminosityBlock": ev["luminosityBlock"], "event": ev["event"]}
+    for coll in ("Jet", "Electron", "Muon"):
+        for field, flat in ev[coll].items():
+            arrays[f"{coll}_{field}"] = ak.unflatten(flat, ev["n" + coll])
+    arrays = {k: v for k, v in arrays.items() if k in set(branches_needed("nominal", True))}
+    info = SampleInfo.from_key("ttbar__nominal", 1.0, 20000)
+
+    def hists(mask=None):
+        proc = FileProcessor(info, scorer=FakeScorer())
+        proc.process_chunk(arrays if mask is None else {k: v[mask] for k, v in arrays.items()})
+        return {k: (h.sumw.tolist(), h.sumw2.tolist()) for k, h in proc.hists.hists.items()}
+
+    full = hists()
+    keep = _cut_mask(arrays, SKIM_CUT)
+    assert 0 < keep.sum() < len(keep)
+    assert hists(keep) == full
+    agc = hists(_cut_mask(arrays, AGC_CUT))
+    assert agc != full   # the reason SKIM_CUT is not the AGC's cut
