@@ -1,7 +1,11 @@
-"""Opening input files and trees with errors that name the file, the tree and the branch.
+"""The one reading layer: opening input trees and reading chunks, with errors that name the file,
+the tree and the branch. The per-file job, ML training and every other reader of input files use
+:func:`open_tree`, :func:`check_branches` and :func:`read_chunk`.
 
-Local paths go to ``uproot.open``; remote URLs (``root://``, ``https://``) go through
-:func:`agc_ttbar.remote.open_file` (timeouts, bounded retries, errors naming the URL and the cause).
+Local paths go to ``uproot.open``; remote URLs (:func:`agc_ttbar.remote.is_remote`: ``root://``,
+``https://``) go through :func:`agc_ttbar.remote.open_file` (timeouts, bounded retries, errors
+naming the URL and the cause). A remote chunk read that fails is retried, bounded by the same
+options, on a freshly opened file: a dropped connection may leave the old handle unusable.
 The events may be a TTree or an RNTuple (detected from the file): an RNTuple is wrapped in
 :class:`agc_ttbar.rntuple.NanoAODView`, which reads it under the NanoAOD branch names.
 """
@@ -10,23 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from typing import Iterable, Iterator
 
 import uproot
 
 from . import rntuple as _rntuple
-from .remote import RemoteOptions, RemoteReadError
-from .remote import open_file as _open_remote
+from .remote import RemoteOptions, RemoteReadError, is_remote
+from .remote import open_once as _open_remote_once
 from .remote import with_retries as _with_retries
 
 
 class InputFileError(RuntimeError):
     """An input file cannot be read as the analysis needs it; the message says which and why."""
-
-
-def is_remote(path: str) -> bool:
-    """True for URLs with a scheme other than ``file://``."""
-    return "://" in path and not path.startswith("file://")
 
 
 @contextlib.contextmanager
@@ -41,7 +41,7 @@ def open_tree(path: str, tree_name: str = "Events",
     if not is_remote(path) and not os.path.exists(local):
         raise InputFileError(f"input file {path} does not exist")
     try:
-        f = _open_remote(path, remote_options or RemoteOptions()) if is_remote(path) else uproot.open(local)
+        f = _open_remote_with_tree(path, tree_name, remote_options) if is_remote(path) else uproot.open(local)
     except RemoteReadError as err:
         raise InputFileError(str(err)) from err
     except Exception as err:  # uproot raises many types for corrupt or unreachable files
@@ -77,6 +77,26 @@ def open_tree(path: str, tree_name: str = "Events",
         f.close()
 
 
+def _open_remote_with_tree(path: str, tree_name: str, options: RemoteOptions | None):
+    """Open a URL and read the tree's metadata within the bounded retries (each one a fresh open):
+    a connection dropped while the TTree is read fails here, not later outside the retries. A
+    missing tree is not retried; :func:`open_tree` reports it."""
+    options = options or RemoteOptions()
+
+    def _once():
+        f = _open_remote_once(path, options)
+        try:
+            f[tree_name]      # kept in the file's object cache for open_tree
+        except KeyError:
+            pass
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    return _with_retries(_once, path, options, action="open")
+
+
 def read_chunk(tree: uproot.TTree, path: str, branches: list[str], entry_start: int, entry_stop: int,
                remote_options: RemoteOptions | None = None) -> dict:
     """``tree.arrays(branches, ...)`` as a dict; a remote read is retried (bounded) and a final
@@ -96,8 +116,36 @@ def read_chunk(tree: uproot.TTree, path: str, branches: list[str], entry_start: 
             raise InputFileError(f"input file {path}: cannot read entries {entry_start}-{entry_stop} of "
                                  f"branch(es) {', '.join(branches)}: {type(err).__name__}: "
                                  f"{_one_line(err)}; the file is damaged (copy it again)") from err
+    options = remote_options or RemoteOptions()
+    attempts = 0
+
+    def _read_reopening():
+        # first attempt on the open handle; every retry on a freshly opened file
+        nonlocal attempts
+        attempts += 1
+        try:
+            if attempts == 1:
+                return _read()
+            f = _open_remote_once(path, options)
+            try:
+                # the same tree (or RNTuple, seen through a NanoAODView) in the freshly opened file
+                fresh = f[tree.ntuple.object_path if isinstance(tree, _rntuple.NanoAODView) else tree.object_path]
+                if _rntuple.is_rntuple(fresh):
+                    fresh = _rntuple.NanoAODView(fresh)
+                return fresh.arrays(branches, entry_start=entry_start, entry_stop=entry_stop,
+                                    how=dict, array_cache=None)
+            finally:
+                f.close()
+        except TypeError as err:
+            # fsspec's cat_ranges returns a failed range's exception in place of its bytes, and
+            # uproot (5.7) then indexes it: "'ClientPayloadError' object is not subscriptable".
+            # That is a failed transfer (retryable), not a programming error.
+            if re.search(r"'\w*(Error|Exception)' object is not subscriptable", str(err)):
+                raise OSError(f"transfer failed ({err})") from err
+            raise
+
     try:
-        return _with_retries(_read, path, remote_options or RemoteOptions(), action="read")
+        return _with_retries(_read_reopening, path, options, action="read")
     except RemoteReadError as err:
         raise InputFileError(f"{err} (entries {entry_start}-{entry_stop})") from err
 

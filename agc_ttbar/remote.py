@@ -1,7 +1,9 @@
-"""Reading input files over https and root:// with timeouts and bounded retries.
+"""The transport under the reading layer: timeouts and bounded retries for https and root://.
 
-Every per-file job opens its input through :func:`open_file` / :func:`read_arrays` (via
-``agc_ttbar.io``), so a remote file is read with the same rules everywhere:
+This module decides what is remote (:func:`is_remote`, the one definition) and how a remote file is
+opened (:func:`open_file`) and retried (:func:`with_retries`). Trees are opened and read only through
+:mod:`agc_ttbar.io` (``open_tree`` / ``read_chunk``), which the per-file job, ML training and the
+staging check all use, so a remote file is read with the same rules everywhere:
 
 * ``root://`` (and ``xroot://``) use uproot's XRootD source, which honours ``timeout``; the XRootD
   client's own connection retries are switched off (:func:`configure_xrootd`) so that the retries
@@ -25,7 +27,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Callable, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,9 @@ def describe_error(err: BaseException) -> str:
         return "file not found on the server"
     if isinstance(err, PermissionError) or "permission denied" in text or re.search(r"\b(401|403) ", text):
         return "access denied by the server"
+    if ("payload is not completed" in text or "clientpayloaderror" in text or "content-length" in text or "connection closed" in text
+            or "connection reset" in text or "incompleteread" in text or "server disconnected" in text):
+        return "connection dropped during the transfer"
     if ("refused" in text or "connection error" in text or "cannot connect" in text
             or "connect call failed" in text):
         return "connection refused (server unreachable)"
@@ -212,20 +217,13 @@ def with_retries(func: Callable[[], T], url: str, options: RemoteOptions, action
                           options.timeout_s if is_remote(url) else None, last, action) from last
 
 
-def _open_once(path: str, options: RemoteOptions):
+def open_once(path: str, options: RemoteOptions):
+    """One ``uproot.open`` of a remote URL with the timeout of ``options`` (no retries)."""
     import uproot
 
     f = uproot.open(path, **uproot_options(path, options.timeout_s))
     f.keys()  # touch the directory so a truncated or unreadable file fails here
     return f
-
-
-def _tree(f, path: str, tree_name: str):
-    try:
-        return f[tree_name]
-    except KeyError:
-        keys = sorted({k.split(";")[0] for k in f.keys()})
-        raise KeyError(f"{path} has no tree '{tree_name}' (it has: {', '.join(keys) or 'nothing'})") from None
 
 
 def open_file(path: str, options: RemoteOptions | None = None):
@@ -238,33 +236,4 @@ def open_file(path: str, options: RemoteOptions | None = None):
         if not os.path.exists(local):
             raise RemoteReadError(path, "file does not exist", 1, None, None, "open")
         return uproot.open(local)
-    return with_retries(lambda: _open_once(path, options), path, options, action="open")
-
-
-def open_tree(path: str, tree_name: str, options: RemoteOptions | None = None):
-    """The TTree ``tree_name`` of ``path``; a missing tree raises ``KeyError`` naming file and keys."""
-    return _tree(open_file(path, options), path, tree_name)
-
-
-def read_arrays(path: str, tree_name: str, branches: Sequence[str], entry_start: int | None = None,
-                entry_stop: int | None = None, options: RemoteOptions | None = None, **kwargs: Any):
-    """Read ``branches`` of one entry range; a failed read re-opens the file and tries again."""
-    options = options or RemoteOptions()
-    if not is_remote(path):
-        return open_tree(path, tree_name, options).arrays(list(branches), entry_start=entry_start,
-                                                          entry_stop=entry_stop, **kwargs)
-
-    def _read():
-        f = _open_once(path, options)
-        try:
-            return _tree(f, path, tree_name).arrays(list(branches), entry_start=entry_start,
-                                                    entry_stop=entry_stop, **kwargs)
-        finally:
-            f.close()
-
-    return with_retries(_read, path, options, action="read")
-
-
-def num_entries(path: str, tree_name: str, options: RemoteOptions | None = None) -> int:
-    """Entry count of a tree, with the same retries as reading."""
-    return int(open_tree(path, tree_name, options).num_entries)
+    return with_retries(lambda: open_once(path, options), path, options, action="open")

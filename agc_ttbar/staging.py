@@ -60,7 +60,7 @@ def stage_file(path: str, dest: str, options: RemoteOptions | None = None, tree_
     Raises :class:`RemoteReadError` naming the URL when the copy fails after the bounded retries,
     and ``ValueError`` when the copy is not a readable ROOT file with tree ``tree_name``.
     """
-    import uproot
+    from .io import open_tree
 
     options = options or RemoteOptions()
     t0 = time.perf_counter()
@@ -75,8 +75,8 @@ def stage_file(path: str, dest: str, options: RemoteOptions | None = None, tree_
             shutil.copyfile(src, tmp)
             nbytes = os.path.getsize(tmp)
         try:
-            with uproot.open(tmp) as f:
-                entries = int(f[tree_name].num_entries)
+            with open_tree(tmp, tree_name) as tree:
+                entries = int(tree.num_entries)
         except Exception as err:  # noqa: BLE001 - any read failure means a bad copy
             raise ValueError(f"staged copy of {path} is not a readable ROOT file with tree "
                              f"'{tree_name}': {type(err).__name__}: {err}") from err

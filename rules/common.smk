@@ -164,10 +164,15 @@ def servicex_args():
 # ML (ml.smk)
 
 def ml_training_files(wildcards=None):
-    """Input files of the training samples when the workflow makes them (mock dataset)."""
-    if config["dataset"] != "mock":
-        return []
-    return [layout.mock_file(R, s, i) for s in config["ml"]["training_samples"] for i in file_indices(s)]
+    """Local copies of the training samples' original files when the workflow makes them, in
+    fileset order: the mock files, or the staged copies (staging without ServiceX; with ServiceX
+    the staged files are the skims, and training reads the originals through the reading layer)."""
+    keys = config["ml"]["training_samples"]
+    if config["dataset"] == "mock":
+        return [layout.mock_file(R, s, i) for s in keys for i in file_indices(s)]
+    if config["staging"]["enabled"] and not config["servicex"]["enabled"]:
+        return [layout.staged_file(R, config["staging"]["dir"], s, i) for s in keys for i in file_indices(s)]
+    return []
 
 
 def ml_train_params(kind):

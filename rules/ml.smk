@@ -23,6 +23,9 @@ if config["use_inference"]:
             max_events=ML["max_train_events"],
             tree=config["tree_name"],
             chunksize=config["processing"]["chunksize"],
+            local=lambda wildcards, input: f"--local-files {' '.join(input.files)}" if input.files else "",
+            remote=f"--remote-timeout {config['processing']['remote_timeout_s']} "
+            f"--remote-retries {config['processing']['remote_retries']}",
         log:
             layout.log(R, "ml_training_data"),
         benchmark:
@@ -34,7 +37,8 @@ if config["use_inference"]:
         shell:
             "python workflow_scripts/ml_training_data.py --fileset {input.fileset} "
             "--samples {params.samples} --output {output} --max-per-parity {params.max_events} "
-            "--tree-name {params.tree} --chunksize {params.chunksize} > {log} 2>&1"
+            "--tree-name {params.tree} --chunksize {params.chunksize} {params.local} {params.remote} "
+            "> {log} 2>&1"
 
     if "bdt" in ML_KINDS:
 

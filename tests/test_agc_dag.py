@@ -76,3 +76,29 @@ def test_agc_dag_has_no_mock_jobs_and_prints_what_it_reads(tmp_path, agc_inputs,
         assert counts["ml_training_data"] == 1 and counts["fit"] == 1, (name, counts)
         line = f"dataset agc: this run reads {files} files with {events} events"
         assert line in proc.stderr, (name, out[-3000:])
+
+
+def test_ml_training_reads_staged_copies_or_the_originals(tmp_path, agc_inputs):
+    """With staging, training reads the staged copies (one transfer per file); with ServiceX (the
+    staged files are then skims) it reads the original URLs through the reading layer; always with
+    the configured timeout and retries."""
+    from agc_ttbar import layout
+
+    def command(name, extra):
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path / name),
+               "--configfile", str(REPO / "config.yaml"), "-n", "-p", "--cores", "1", "--config", "dataset=agc",
+               f"inputs={agc_inputs}", "n_files_max_per_sample=1", "processing={'remote_retries': 5}", *extra,
+               "--", layout.ml_training_data("results")]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=snakemake_env())
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        lines = [ln for ln in proc.stdout.splitlines() if "ml_training_data.py" in ln]
+        assert len(lines) == 1, proc.stdout[-3000:]
+        return lines[0]
+
+    staged = command("staging", ["staging={'enabled': True}"])
+    assert "--local-files results/staged/ttbar__nominal/00000.root" in staged.replace("'", "")
+    assert "--remote-retries 5" in staged
+    for name, extra in (("servicex", ["servicex={'enabled': True}"]),
+                        ("both", ["servicex={'enabled': True}", "staging={'enabled': True}"])):
+        line = command(name, extra)
+        assert "--local-files" not in line and "--remote-retries 5" in line, (name, line)

@@ -118,12 +118,13 @@ def test_read_real_file_remote_equals_local(real_served, scheme):
     import awkward as ak
     import uproot
 
-    from agc_ttbar.remote import num_entries, read_arrays
+    from agc_ttbar.io import open_tree, read_chunk
 
     branches = ["Jet_pt", "Jet_eta", "Electron_cutBased", "Muon_tightId", "event"]
     url = real_served[scheme]
-    assert num_entries(url, "Events", FAST) == 200
-    remote = read_arrays(url, "Events", branches, 0, 200, FAST)
+    with open_tree(url, "Events", FAST) as tree:
+        assert tree.num_entries == 200
+        remote = read_chunk(tree, url, branches, 0, 200, FAST)
     with uproot.open(real_served["local"]) as f:
         local = f["Events"].arrays(branches)
     for b in branches:

@@ -36,16 +36,32 @@ def test_skim_query_matches_spec():
     q = sel[0]
     assert q["treename"] == {"Events": "servicex"}
     assert q["cut"] == SKIM_CUT
-    for part in ("(Electron_cutBased == 4)", "(Electron_sip3d < 4)", "(Muon_tightId)", "(Muon_pfRelIso04_all < 0.15)",
-                 "(Jet_pt > 25)", "(Jet_jetId == 6)", "(Jet_btagCSVV2 > 0.5)", ">= 4", ">= 1", "== 1"):
+    # the AGC cut (spec §8.3), made strictly looser than the selection (servicex_delivery docstring)
+    for part in ("(Electron_cutBased == 4)", "(Electron_sip3d < 4)", "(Muon_tightId != 0)",
+                 "(Muon_pfRelIso04_all < 0.15)", "(Jet_pt > 20)", "((Jet_jetId & 4) != 0)",
+                 "(Jet_btagCSVV2 > 0.5)", ">= 4", ">= 1"):
         assert part in q["cut"]
-    assert "Muon_sip3d < 4" not in q["cut"]  # the skim is looser than the selection
+    assert "Muon_sip3d < 4" not in q["cut"] and "== 1" not in q["cut"] and "Jet_jetId == 6" not in q["cut"]
     base = set(q["filter_name"])
     assert {"Jet_qgl", "Muon_sip3d", "Jet_jetId", "run", "luminosityBlock", "event"} <= base
     assert not {"Electron_phi", "Muon_mass"} & base
     ml = set(json.loads(skim_query(use_inference=True).generate_selection_string())[0]["filter_name"])
     assert ml - base == {"Electron_phi", "Electron_mass", "Muon_phi", "Muon_mass"}
     assert skim_query(True).default_codegen == "uproot-raw"
+
+
+def test_skim_jet_threshold_below_every_varied_selection_threshold():
+    """A jet below SKIM_JET_PT cannot pass 30 GeV under any kinematic variation."""
+    from agc_ttbar.servicex_delivery import SKIM_JET_PT
+    from agc_ttbar.systematics import PT_RES_SIGMA, PT_SCALE_UP, uniform_from_hash
+    from scipy.special import ndtri
+
+    # the largest uniforms: top 53 hash bits all ones rounds to u = 1.0 (an infinite factor, one
+    # hash in 2**53); the next one gives the largest finite factor
+    extreme_u = uniform_from_hash(np.array([0, 2**64 - 1 - 2**11], dtype=np.uint64))
+    max_res = float(np.max(1.0 + PT_RES_SIGMA * ndtri(extreme_u)))
+    assert 1.3 < max_res < 1.5
+    assert SKIM_JET_PT * max(PT_SCALE_UP, max_res) < 30
 
 
 def test_skim_keeps_every_branch_the_job_reads():
@@ -133,15 +149,15 @@ def served(tmp_path_factory):
 
 
 def _skim_mask(arrays) -> np.ndarray:
-    """The spec §8.3 cut, computed independently with numpy/awkward."""
+    """The skim cut (servicex_delivery docstring), computed independently with numpy/awkward."""
     import awkward as ak
 
     a = arrays
     n_el = ak.sum((a.Electron_pt > 30) & (abs(a.Electron_eta) < 2.1) & (a.Electron_cutBased == 4)
                   & (a.Electron_sip3d < 4), axis=1)
     n_mu = ak.sum((a.Muon_pt > 30) & (abs(a.Muon_eta) < 2.1) & a.Muon_tightId & (a.Muon_pfRelIso04_all < 0.15), axis=1)
-    jets = (a.Jet_pt > 25) & (abs(a.Jet_eta) < 2.4) & (a.Jet_jetId == 6)
-    return ak.to_numpy(((n_el + n_mu) == 1) & (ak.sum(jets, axis=1) >= 4)
+    jets = (a.Jet_pt > 20) & (abs(a.Jet_eta) < 2.4) & (a.Jet_jetId // 4 % 2 == 1)
+    return ak.to_numpy(((n_el + n_mu) >= 1) & (ak.sum(jets, axis=1) >= 4)
                        & (ak.sum(jets & (a.Jet_btagCSVV2 > 0.5), axis=1) >= 1))
 
 
@@ -186,10 +202,7 @@ def test_deliver_real_client_synthetic_and_real_file(servicex_env, served, tmp_p
         assert set(tree.keys()) >= set(branches)
         got = tree.arrays(branches)
         assert len(got) == int(mask.sum())
-        if process == "wjets":
-            assert len(got) == 1  # the real file: one event passes the skim (none the regions)
-        else:
-            assert 0 < len(got) < len(orig)
+        assert 0 < len(got) < len(orig)  # the real file: a few events pass (none the regions)
         for b in branches:
             assert ak.to_list(got[b]) == ak.to_list(orig[b][mask]), b
 
@@ -271,3 +284,107 @@ def test_workflow_servicex_histograms_equal_direct(servicex_env, served, tmp_pat
         assert skim["steps"]["4j1b"] == direct["steps"]["4j1b"]
         assert skim["steps"]["4j2b"] == direct["steps"]["4j2b"]
     assert n_skim < n_direct
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_workflow_servicex_with_ml_equals_direct(servicex_env, tmp_path_factory):
+    """servicex.enabled with the default use_inference: training reads the original files (they
+    hold GenPart), processing the delivered skims; histograms.root and histograms_ml.root equal
+    the run without ServiceX on the same inputs bin for bin. The default target schedules the fit
+    and the ML workspace on them (dry run); running the fit here would only repeat the fit of equal
+    histograms (minutes), so the run stops at the histograms."""
+    from servers.workflow import copy_workflow, require_workflow
+
+    from agc_ttbar.ml import dataset
+
+    wd = copy_workflow(tmp_path_factory.mktemp("sx-ml") / "wf")
+    require_workflow(wd)
+    # muons too (the mock default has none), so the skim's muon cut is exercised
+    small = {"mock": {"files_per_sample": 1, "events_per_file": 2000, "compression": "ZLIB:1",
+                      "muon_tight_fraction": 0.5, "events_per_file_overrides": {"ttbar__nominal": 6000}},
+             "ml": {"compare_models": ["bdt"], "max_train_events": 2000, "threads": 1}}
+    direct = dict(small, dataset="mock", results_dir="results_direct")
+    snakemake(wd, direct, [layout.histograms("results_direct"), layout.histograms_ml("results_direct"),
+                           layout.cutflow("results_direct")])
+    name = "results_sx"
+    sx = dict(small, dataset="agc", inputs=str(wd / layout.mock_inputs("results_direct")), results_dir=name,
+              servicex={"enabled": True, "config_path": servicex_env["config"], "ignore_cache": True},
+              processing={"remote_timeout_s": 20, "remote_retries": 2})
+    dry = snakemake(wd, sx, [], "-n", "--quiet", "rules", cores=1)     # the default target
+    for rule in ("servicex_deliver", "ml_training_data", "ml_train_bdt", "fit", "ml_workspace"):
+        assert rule in dry.stdout, (rule, dry.stdout)
+    assert "generate_mock_file" not in dry.stdout
+    snakemake(wd, sx, [layout.histograms(name), layout.histograms_ml(name), layout.cutflow(name)])
+    for path in (layout.histograms, layout.histograms_ml):
+        got, ref = histogram_contents(wd / path(name)), histogram_contents(wd / path("results_direct"))
+        assert got.keys() == ref.keys() and len(got) > 20
+        assert got == ref, [k for k in ref if got.get(k) != ref[k]][:5]
+    # processing read the delivered skims, training the original files
+    fileset = json.loads((wd / layout.fileset(name)).read_text())
+    assert all(f["path"].startswith(servicex_env["moto"].url) and f["tree_name"] == "servicex"
+               for s in fileset.values() for f in s["files"])
+    _, summary = dataset.load(str(wd / layout.ml_training_data(name)))
+    sources = [f["source"] for f in fileset["ttbar__nominal"]["files"]]
+    assert summary["files"] == sources[:len(summary["files"])] and summary["n_even"] > 10
+    assert not any("://" in f for f in summary["files"])
+    cut = json.loads((wd / layout.cutflow(name)).read_text())
+    cut_direct = json.loads((wd / layout.cutflow("results_direct")).read_text())
+    from test_remote import _raw_cutflow
+
+    for key in fileset:   # the mock files are pre-filtered: the skim may keep all of a sample
+        skim, full = _raw_cutflow(cut, key), _raw_cutflow(cut_direct, key)
+        assert skim["steps"]["all"] <= full["steps"]["all"], key
+        for step in ("4j1b", "4j2b"):
+            assert skim["steps"][step] == full["steps"][step], (key, step)
+    assert sum(_raw_cutflow(cut_direct, k)["single"]["exactly_1l_muon"] for k in fileset) > 100
+
+
+#: The AGC's uproot-raw cut (spec §8.3), verbatim: not strictly looser than the selection.
+AGC_CUT = (
+    "((count_nonzero((Electron_pt > 30) & (abs(Electron_eta) < 2.1) & (Electron_cutBased == 4) "
+    "& (Electron_sip3d < 4), axis=1) + count_nonzero((Muon_pt > 30) & (abs(Muon_eta) < 2.1) "
+    "& (Muon_tightId) & (Muon_pfRelIso04_all < 0.15), axis=1)) == 1) "
+    "& (count_nonzero((Jet_pt > 25) & (abs(Jet_eta) < 2.4) & (Jet_jetId == 6), axis=1) >= 4) "
+    "& (count_nonzero((Jet_pt > 25) & (abs(Jet_eta) < 2.4) & (Jet_jetId == 6) "
+    "& (Jet_btagCSVV2 > 0.5), axis=1) >= 1)"
+)
+
+
+def _cut_mask(arrays: dict, cut: str) -> np.ndarray:
+    """Evaluate a ServiceX uproot-raw cut on arrays (reducers default to axis=1, as ServiceX)."""
+    import awkward as ak
+
+    names = dict(arrays, count_nonzero=lambda x, axis=1: ak.count_nonzero(x, axis=axis), abs=abs)
+    return ak.to_numpy(eval(cut, {"__builtins__": {}}, names))  # noqa: S307 - our own constant
+
+
+def test_skim_keeps_every_event_any_variation_selects():
+    """Histograms (every kinematic variation, ML features) of the events passing SKIM_CUT equal
+    those of all events; the AGC's verbatim cut loses selected events on the same input."""
+    from handmade import FakeScorer
+    from synthetic_nanoaod import make_events
+
+    from agc_ttbar.processing import FileProcessor, SampleInfo, branches_needed
+
+    ev = make_events(20000, seed=17, muon_tight_fraction=0.7)
+    import awkward as ak
+
+    arrays = {"run": ev["run"], "luminosityBlock": ev["luminosityBlock"], "event": ev["event"]}
+    for coll in ("Jet", "Electron", "Muon"):
+        for field, flat in ev[coll].items():
+            arrays[f"{coll}_{field}"] = ak.unflatten(flat, ev["n" + coll])
+    arrays = {k: v for k, v in arrays.items() if k in set(branches_needed("nominal", True))}
+    info = SampleInfo.from_key("ttbar__nominal", 1.0, 20000)
+
+    def hists(mask=None):
+        proc = FileProcessor(info, scorer=FakeScorer())
+        proc.process_chunk(arrays if mask is None else {k: v[mask] for k, v in arrays.items()})
+        return {k: (h.sumw.tolist(), h.sumw2.tolist()) for k, h in proc.hists.hists.items()}
+
+    full = hists()
+    keep = _cut_mask(arrays, SKIM_CUT)
+    assert 0 < keep.sum() < len(keep)
+    assert hists(keep) == full
+    agc = hists(_cut_mask(arrays, AGC_CUT))
+    assert agc != full   # the reason SKIM_CUT is not the AGC's cut

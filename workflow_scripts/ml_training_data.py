@@ -8,6 +8,7 @@ import time
 
 from agc_ttbar.io import InputFileError
 from agc_ttbar.ml import dataset
+from agc_ttbar.remote import RemoteOptions
 
 
 def main(argv=None) -> int:
@@ -18,6 +19,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-per-parity", type=int, default=20000, help="AGC N_EVENTS_TRAIN per parity")
     p.add_argument("--tree-name", default="Events")
     p.add_argument("--chunksize", type=int, default=200000)
+    p.add_argument("--local-files", nargs="*", default=[],
+                   help="local copies (mock or staged files) of the training files, in fileset order")
+    p.add_argument("--remote-timeout", type=float, default=60, help="timeout of one remote read (s)")
+    p.add_argument("--remote-retries", type=int, default=3, help="attempts per remote open/read")
     args = p.parse_args(argv)
 
     with open(args.fileset) as f:
@@ -28,10 +33,18 @@ def main(argv=None) -> int:
             print(f"ERROR: training sample {key} is not in the fileset {args.fileset} "
                   f"(config ml.training_samples must be a subset of samples)", file=sys.stderr)
             return 1
-        paths += [entry["path"] for entry in fileset[key]["files"]]
+        # ServiceX-delivered skims lack GenPart: train on their original files (entry "source")
+        paths += [entry.get("source", entry["path"]) for entry in fileset[key]["files"]]
+    if args.local_files:
+        if len(args.local_files) != len(paths):
+            print(f"ERROR: {len(args.local_files)} local file(s) for the {len(paths)} training file(s) "
+                  f"of {', '.join(args.samples)} in {args.fileset}", file=sys.stderr)
+            return 1
+        paths = list(args.local_files)
     t0 = time.perf_counter()
     try:
-        data, summary = dataset.extract(paths, args.tree_name, args.chunksize, args.max_per_parity)
+        data, summary = dataset.extract(paths, args.tree_name, args.chunksize, args.max_per_parity,
+                                        remote_options=RemoteOptions(args.remote_timeout, args.remote_retries))
     except InputFileError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1

@@ -104,10 +104,11 @@ def cap_per_parity(data: dict, max_per_parity: int) -> dict:
 
 
 def extract(paths: list[str], tree_name: str = "Events", chunksize: int = 200_000,
-            max_per_parity: int = 20_000, log=print) -> tuple[dict, dict]:
+            max_per_parity: int = 20_000, log=print, remote_options=None) -> tuple[dict, dict]:
     """Training events from the files, in order, until each parity has ``max_per_parity``.
 
-    A missing, damaged or unsuitable file raises :class:`agc_ttbar.io.InputFileError` naming it
+    Files are read through :mod:`agc_ttbar.io` like the per-file job's: a URL with the timeouts
+    and bounded retries of ``remote_options`` (:class:`agc_ttbar.remote.RemoteOptions`). A missing, damaged or unsuitable file raises :class:`agc_ttbar.io.InputFileError` naming it
     (and the branches it lacks), as in the per-file job.
     """
     from ..io import InputFileError, check_branches, open_tree, read_chunk
@@ -118,13 +119,14 @@ def extract(paths: list[str], tree_name: str = "Events", chunksize: int = 200_00
     for path in paths:
         if n_even >= max_per_parity and n_odd >= max_per_parity:
             break
-        with open_tree(path, tree_name) as tree:
+        with open_tree(path, tree_name, remote_options) as tree:
             try:
                 check_branches(tree, list(BRANCHES), path)
             except InputFileError as err:
                 raise InputFileError(f"{err} (ML training: the truth labels need GenPart)") from None
             for lo in range(0, tree.num_entries, max(1, chunksize)):
-                chunk = read_chunk(tree, path, list(BRANCHES), lo, min(tree.num_entries, lo + chunksize))
+                chunk = read_chunk(tree, path, list(BRANCHES), lo, min(tree.num_entries, lo + chunksize),
+                                   remote_options)
                 part = select_events(ak.zip(chunk, depth_limit=1))
                 cut = part.pop("_cutflow")
                 for k in ("4j2b", "fully_matched"):
