@@ -41,7 +41,8 @@ def fileset(results: str) -> str:
 
 
 def partial(results: str, sample: str, index: int | str) -> str:
-    """Exact partial histograms (and cutflow) of one input file."""
+    """Exact partial histograms (and cutflow) of one per-file job (one file, or several small files
+    of the sample: config processing.events_per_job); named by its first file index."""
     name = f"{int(index):05d}" if str(index).isdigit() else str(index)  # or a "{index}" wildcard
     return os.path.join(results, "partial", sample, f"{name}.npz")
 
