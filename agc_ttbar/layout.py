@@ -62,6 +62,11 @@ def histograms_ml(results: str) -> str:
     return os.path.join(results, "histograms_ml.root")
 
 
+def metrics(results: str) -> str:
+    """Processing metrics per per-file job and summed (entries, times, bytes, rates, ML share), JSON."""
+    return os.path.join(results, "metrics.json")
+
+
 def cutflow(results: str) -> str:
     """Cutflow per sample (raw and weighted), JSON; a markdown table sits beside it."""
     return os.path.join(results, "cutflow.json")
