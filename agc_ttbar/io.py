@@ -8,6 +8,11 @@ naming the URL and the cause). A remote chunk read that fails is retried, bounde
 options, on a freshly opened file: a dropped connection may leave the old handle unusable.
 The events may be a TTree or an RNTuple (detected from the file): an RNTuple is wrapped in
 :class:`agc_ttbar.rntuple.NanoAODView`, which reads it under the NanoAOD branch names.
+
+ZLIB baskets are inflated with libdeflate (PyPI ``deflate``, pinned): on the 18 default mock files,
+alternating in one process on a loaded 2-core machine, the per-file job took a median 8% less CPU
+(1.27 s vs 1.38 s over 7 rounds) and a raw read of its branches 13% less than with the standard
+``zlib``. Decompression is lossless, so the arrays, and every histogram, are the same bits.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import re
 from typing import Iterable, Iterator
 
 import uproot
+
+uproot.ZLIB.library = "deflate"   # see the module docstring
 
 from . import rntuple as _rntuple
 from .remote import RemoteOptions, RemoteReadError, is_remote

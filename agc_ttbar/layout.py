@@ -41,7 +41,8 @@ def fileset(results: str) -> str:
 
 
 def partial(results: str, sample: str, index: int | str) -> str:
-    """Exact partial histograms (and cutflow) of one input file."""
+    """Exact partial histograms (and cutflow) of one per-file job (one file, or several small files
+    of the sample: config processing.events_per_job); named by its first file index."""
     name = f"{int(index):05d}" if str(index).isdigit() else str(index)  # or a "{index}" wildcard
     return os.path.join(results, "partial", sample, f"{name}.npz")
 
@@ -59,6 +60,11 @@ def histograms(results: str) -> str:
 def histograms_ml(results: str) -> str:
     """AGC histograms_ml.root: the 20 ML feature templates."""
     return os.path.join(results, "histograms_ml.root")
+
+
+def metrics(results: str) -> str:
+    """Processing metrics per per-file job and summed (entries, times, bytes, rates, ML share), JSON."""
+    return os.path.join(results, "metrics.json")
 
 
 def cutflow(results: str) -> str:

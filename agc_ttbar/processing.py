@@ -299,6 +299,14 @@ class FileProcessor:
                 "ml": self.scorer is not None}
 
 
+def _ml_seconds(scorer) -> float:
+    """Seconds the scorer has spent so far (features, model, fused search); 0 without ML."""
+    stats = getattr(scorer, "stats", None)
+    if stats is None:
+        return 0.0
+    return float(stats.seconds_features + stats.seconds_model + stats.seconds_fused)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process in MB (Linux ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -318,7 +326,9 @@ def combined_metadata(metas: list[dict]) -> dict:
                 "nevents": sum(m["nevents"] for m in metas), "entries": n,
                 "file": [m["file"] for m in metas], "index": [m["index"] for m in metas],
                 "fileset_path": [m["fileset_path"] for m in metas], "timing": timing,
-                "peak_rss_mb": max(m["peak_rss_mb"] for m in metas), "parts": metas})
+                "peak_rss_mb": max(m["peak_rss_mb"] for m in metas),
+                "bytes_read": sum(m["bytes_read"] for m in metas), "ml_s": sum(m["ml_s"] for m in metas),
+                "parts": metas})
     return out
 
 
@@ -341,9 +351,13 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
     branches = branches_needed(info.variation, scorer is not None)
     t0, c0 = time.perf_counter(), time.process_time()
     read_s = 0.0
+    ml_s0 = _ml_seconds(scorer)
     with open_tree(path, tree_name, remote_options) as tree:
         check_branches(tree, branches, path)
         n_entries = tree.num_entries
+        # compressed bytes of the baskets of the branches read (from the file's metadata; a part
+        # of the entry range counts its share)
+        compressed = sum(int(tree[b].compressed_bytes) for b in branches)
         if expected_entries is not None and expected_entries != n_entries:
             msg = (f"input file {path}: tree {tree_name!r} has {n_entries} entries, "
                    f"the fileset says {expected_entries}")
@@ -379,6 +393,8 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
                    "events_per_s": n_total / wall if wall > 0 else None,
                    "events_per_cpu_s": n_total / cpu if cpu > 0 else None},
         "peak_rss_mb": peak_rss_mb(),
+        "bytes_read": int(round(compressed * n_total / n_entries)) if n_entries else 0,
+        "ml_s": _ml_seconds(scorer) - ml_s0,
     })
     log(f"done: {n_total} events in {wall:.2f} s ({meta['timing']['events_per_s'] or 0:,.0f} ev/s; "
         f"read {read_s:.2f} s), {len(proc.hists.hists)} histograms, peak RSS {meta['peak_rss_mb']:.0f} MB")

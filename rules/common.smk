@@ -82,6 +82,11 @@ def job_files(wildcards):
                          f"(config processing.events_per_job)") from None
 
 
+def all_partial_histograms(wildcards=None):
+    """Partial histogram files of every per-file job of every sample."""
+    return [layout.partial(R, s, i) for s in SAMPLE_KEYS for i in JOBS[s]]
+
+
 def partial_histograms(wildcards):
     """Partial histogram files of one sample, one per per-file job."""
     return [layout.partial(R, wildcards.sample, i) for i in JOBS[wildcards.sample]]
@@ -96,7 +101,8 @@ def ml_models():
 
 def final_outputs():
     """Targets of the default target: histograms, fit results, plots and (optionally) ML and validation."""
-    out = [layout.histograms(R), layout.cutflow(R), layout.fit_results(R), layout.stat_plots_done(R)]
+    out = [layout.histograms(R), layout.cutflow(R), layout.metrics(R), layout.fit_results(R),
+           layout.stat_plots_done(R)]
     if config["use_inference"]:
         out += [layout.histograms_ml(R), layout.workspace_ml(R), layout.ml_plots_done(R)]
     if config["validation"]["reference"]:

@@ -72,6 +72,23 @@ rule write_histograms:
         "> {log} 2>&1"
 
 
+rule metrics:
+    input:
+        all_partial_histograms(),
+    output:
+        report(layout.metrics(R), caption="../report/captions/metrics.rst", category="4 Processing"),
+    log:
+        layout.log(R, "metrics"),
+    benchmark:
+        layout.benchmark(R, "metrics")
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "python workflow_scripts/metrics.py --inputs {input} --output {output} > {log} 2>&1"
+
+
 rule cutflow:
     input:
         [layout.merged(R, s) for s in SAMPLE_KEYS],
