@@ -104,6 +104,14 @@ def _open_remote_with_tree(path: str, tree_name: str, options: RemoteOptions | N
     return _with_retries(_once, path, options, action="open")
 
 
+def compressed_bytes(tree, branches: Iterable[str]) -> int | None:
+    """Compressed bytes of the baskets of ``branches`` over the whole tree (from the file's
+    metadata); None for an RNTuple, whose per-field page sizes uproot does not expose."""
+    if isinstance(tree, _rntuple.NanoAODView):
+        return None
+    return sum(int(tree[b].compressed_bytes) for b in branches)
+
+
 def read_chunk(tree: uproot.TTree, path: str, branches: list[str], entry_start: int, entry_stop: int,
                remote_options: RemoteOptions | None = None) -> dict:
     """``tree.arrays(branches, ...)`` as a dict; a remote read is retried (bounded) and a final

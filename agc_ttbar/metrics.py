@@ -30,7 +30,7 @@ def job_entry(meta: Mapping) -> dict:
     t = meta["timing"]
     out = {"sample": meta["sample"], "files": files, "entries": int(meta["entries"]),
            "process_s": float(t["cpu_s"]), "wall_s": float(t["wall_s"]),
-           "bytes_read": int(meta.get("bytes_read", 0)), "ml_s": float(meta.get("ml_s", 0.0)),
+           "bytes_read": None if meta.get("bytes_read") is None else int(meta["bytes_read"]), "ml_s": float(meta.get("ml_s", 0.0)),
            "ml": bool(meta.get("ml", False))}
     out.update(_rates(out["entries"], out["wall_s"], out["ml_s"]))
     return out
@@ -40,7 +40,9 @@ def summarise(metas: Iterable[Mapping]) -> dict:
     """``{"jobs": [...], "total": {...}}`` over the jobs' metadata."""
     jobs = [job_entry(m) for m in metas]
     total = {"jobs": len(jobs), "files": sum(len(j["files"]) for j in jobs)}
-    for k in ("entries", "process_s", "wall_s", "bytes_read", "ml_s"):
+    for k in ("entries", "process_s", "wall_s", "ml_s"):
         total[k] = sum(j[k] for j in jobs)
+    # unknown (None) when any input is an RNTuple: uproot exposes no per-field page sizes
+    total["bytes_read"] = None if any(j["bytes_read"] is None for j in jobs) else sum(j["bytes_read"] for j in jobs)
     total.update(_rates(total["entries"], total["wall_s"], total["ml_s"]))
     return {"jobs": jobs, "total": total}

@@ -52,7 +52,7 @@ import numpy as np
 
 from . import cutflow as cutflow_mod
 from .histograms import ExactWeights, HistogramSet
-from .io import InputFileError, check_branches, open_tree, read_chunk
+from .io import InputFileError, check_branches, compressed_bytes, open_tree, read_chunk
 from .ml.features import FEATURES, NUM_BINS as ML_NUM_BINS
 from .observables import cartesian, event_index, ht, m_bjj, offsets_of
 from .samples import (BIN_HIGH, BIN_LOW, BTAG_VARIATIONS, KINEMATIC_VARIATIONS, NUM_BINS, REGIONS,
@@ -312,6 +312,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _sum_known(values) -> int | None:
+    """Sum of the values, None when any is unknown (an RNTuple input has no per-branch sizes)."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
+
+
 def combined_metadata(metas: list[dict]) -> dict:
     """Metadata of one job that read several files of a sample: the sample's fields, summed counts
     and timings, and each file's own metadata under ``parts`` (what a one-file job writes)."""
@@ -327,7 +333,7 @@ def combined_metadata(metas: list[dict]) -> dict:
                 "file": [m["file"] for m in metas], "index": [m["index"] for m in metas],
                 "fileset_path": [m["fileset_path"] for m in metas], "timing": timing,
                 "peak_rss_mb": max(m["peak_rss_mb"] for m in metas),
-                "bytes_read": sum(m["bytes_read"] for m in metas), "ml_s": sum(m["ml_s"] for m in metas),
+                "bytes_read": _sum_known(m["bytes_read"] for m in metas), "ml_s": sum(m["ml_s"] for m in metas),
                 "parts": metas})
     return out
 
@@ -355,9 +361,7 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
     with open_tree(path, tree_name, remote_options) as tree:
         check_branches(tree, branches, path)
         n_entries = tree.num_entries
-        # compressed bytes of the baskets of the branches read (from the file's metadata; a part
-        # of the entry range counts its share)
-        compressed = sum(int(tree[b].compressed_bytes) for b in branches)
+        compressed = compressed_bytes(tree, branches)
         if expected_entries is not None and expected_entries != n_entries:
             msg = (f"input file {path}: tree {tree_name!r} has {n_entries} entries, "
                    f"the fileset says {expected_entries}")
@@ -393,7 +397,7 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
                    "events_per_s": n_total / wall if wall > 0 else None,
                    "events_per_cpu_s": n_total / cpu if cpu > 0 else None},
         "peak_rss_mb": peak_rss_mb(),
-        "bytes_read": int(round(compressed * n_total / n_entries)) if n_entries else 0,
+        "bytes_read": int(round(compressed * n_total / n_entries)) if n_entries and compressed is not None else None,
         "ml_s": _ml_seconds(scorer) - ml_s0,
     })
     log(f"done: {n_total} events in {wall:.2f} s ({meta['timing']['events_per_s'] or 0:,.0f} ev/s; "

@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     atomic_write_text(args.output, json.dumps(out, indent=1, sort_keys=True) + "\n")
     t = out["total"]
     print(f"{t['jobs']} job(s), {t['files']} file(s), {t['entries']} entries, process {t['process_s']:.2f} s, "
-          f"{t['bytes_read'] / 1e6:.1f} MB read, {t['events_per_s_per_worker'] or 0:,.0f} ev/s per worker, "
+          f"{'?' if t['bytes_read'] is None else format(t['bytes_read'] / 1e6, '.1f')} MB read, {t['events_per_s_per_worker'] or 0:,.0f} ev/s per worker, "
           f"ML share {t['ml_share'] or 0:.0%}")
     return 0
 
