@@ -24,7 +24,7 @@ from agc_ttbar.statistics.model import MissingHistogramError
 from agc_ttbar.statistics import fit as stat_fit
 from agc_ttbar.statistics import model as stat_model
 from agc_ttbar.statistics import workspace as stat_ws
-from conftest import REPO, shared_data_path
+from conftest import REPO, data_path
 
 #: Per-sample event sums for N_FILES_MAX_PER_SAMPLE = 5 (spec 1.5): the weight denominators.
 NEVTS_N5 = {
@@ -62,7 +62,7 @@ def write_histograms(path, contents: dict[str, np.ndarray]) -> None:
 
 @pytest.fixture(scope="module")
 def reference5() -> dict[str, np.ndarray]:
-    path = shared_data_path("agc", "reference", "histos_5_file_per_process.json")
+    path = data_path("agc", "reference", "histos_5_file_per_process.json")
     with open(path) as f:
         ref = json.load(f)
     return {k: np.asarray(v["contents"], dtype=float) for k, v in ref.items()}
