@@ -150,6 +150,25 @@ def test_required_keys_are_the_124_minus_unused():
             "4j2b_single_top_t_chan_btag_var_3_down"} <= keys
 
 
+def test_template_paths_follow_cabinetry_rules_without_its_private_api():
+    """Own _histo_path (cabinetry keeps its own private): region/sample placeholders, Up/Down
+    overrides of SamplePath and VariationPath, a clear error for a missing placeholder value."""
+    import inspect
+
+    cfg = stat_model.cabinetry_config(ALL_SAMPLES, "h.root", "t")
+    assert "cabinetry.templates.collector" not in inspect.getsource(stat_model)
+    region = cfg["Regions"][0]
+    ttbar = next(s for s in cfg["Samples"] if s.get("SamplePath") == "ttbar")
+    me = next(s for s in cfg["Systematics"] if s["Name"] == "ME variation")
+    assert stat_model._histo_path(cfg, region, ttbar, {}, None) == f"h.root:{region['RegionPath']}_ttbar"
+    assert stat_model._histo_path(cfg, region, ttbar, me, "Up") == \
+        f"h.root:{region['RegionPath']}_ttbar{me['Up']['VariationPath']}"
+    custom = {"Name": "s", "Up": {"SamplePath": "other", "VariationPath": "_x"}}
+    assert stat_model._histo_path(cfg, region, ttbar, custom, "Up") == f"h.root:{region['RegionPath']}_other_x"
+    with pytest.raises(ValueError, match="RegionPath.*region 'R'"):
+        stat_model._histo_path(cfg, {"Name": "R"}, ttbar, {}, None)
+
+
 def test_rebinning_router_gives_spec_yields(reference5, tmp_path):
     """h[110j::rebin(2)] of the N=5 reference equals the fit-input yields listed in spec 7.2."""
     write_histograms(tmp_path / "h.root", {k: reference5[k] for k in ("4j1b_ttbar", "4j2b_pseudodata")})
