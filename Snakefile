@@ -32,6 +32,7 @@ include: "rules/servicex.smk"
 include: "rules/processing.smk"
 include: "rules/ml.smk"
 include: "rules/statistics.smk"
+include: "rules/hepdata.smk"
 include: "rules/summary.smk"
 
 

@@ -133,6 +133,16 @@ def workspace_ml(results: str) -> str:
     return os.path.join(results, "statistics", "workspace_ml.json")
 
 
+def hepdata_dir(results: str) -> str:
+    """HEPData record of the fit: yaml/ (submission.yaml and the tables) and submission.tar.gz."""
+    return os.path.join(results, "hepdata")
+
+
+def hepdata_archive(results: str) -> str:
+    """The HEPData submission archive, validated with hepdata-validator."""
+    return os.path.join(results, "hepdata", "submission.tar.gz")
+
+
 def fit_results(results: str) -> str:
     """MLE fit result: POI, parameters, correlations, NLL, status, provenance."""
     return os.path.join(results, "fit_results.json")

@@ -68,6 +68,7 @@ def ml_models():
 def final_outputs():
     """Targets of the default target: histograms, fit results, plots and (optionally) ML and validation."""
     out = [layout.histograms(R), layout.cutflow(R), layout.fit_results(R), layout.stat_plots_done(R)]
+    out.append(layout.hepdata_archive(R))  # rules/hepdata.smk
     if config["use_inference"]:
         out += [layout.histograms_ml(R), layout.workspace_ml(R), layout.ml_plots_done(R)]
     if config["validation"]["reference"]:
