@@ -37,9 +37,9 @@ include: "rules/summary.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True
 
 
 # Last: localrules and the HTCondor/REANA resources derived from every rule's mem_mb.

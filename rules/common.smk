@@ -8,6 +8,7 @@ from agc_ttbar.samples import split_sample_key
 R = config["results_dir"]
 SAMPLE_KEYS = list(config["samples"])
 
+
 wildcard_constraints:
     sample=r"[A-Za-z0-9_]+__[A-Za-z0-9_]+",
     index=r"\d{5}",
@@ -17,7 +18,9 @@ def original_inputs_list():
     """Path of the configured AGC-format input list (a workflow output for mock)."""
     if config["dataset"] == "mock":
         return layout.mock_inputs(R)
-    return fetch_inputs(config["inputs"], os.path.join(R, "inputs"), config["inputs_sha256"])
+    return fetch_inputs(
+        config["inputs"], os.path.join(R, "inputs"), config["inputs_sha256"]
+    )
 
 
 def inputs_list():
@@ -32,7 +35,10 @@ def _file_counts():
     """Number of per-file jobs of each sample, known at parse time (plain expand, full DAG in -n)."""
     if config["dataset"] == "mock":
         n = config["mock"]["files_per_sample"]
-        return {key: n_files_used(n, config["n_files_max_per_sample"]) for key in SAMPLE_KEYS}
+        return {
+            key: n_files_used(n, config["n_files_max_per_sample"])
+            for key in SAMPLE_KEYS
+        }
     # ServiceX delivers one file per original file, so the original list fixes the DAG at parse time.
     inputs = load_inputs(original_inputs_list())
     counts = {}
@@ -41,7 +47,9 @@ def _file_counts():
         try:
             files = inputs[process][variation]["files"]
         except KeyError:
-            raise ValueError(f"input list {config['inputs']} has no sample {key} (config key 'samples')")
+            raise ValueError(
+                f"input list {config['inputs']} has no sample {key} (config key 'samples')"
+            )
         counts[key] = n_files_used(len(files), config["n_files_max_per_sample"])
     return counts
 
@@ -55,7 +63,9 @@ def file_indices(sample):
 
 def partial_histograms(wildcards):
     """Per-file partial histogram files of one sample."""
-    return [layout.partial(R, wildcards.sample, i) for i in file_indices(wildcards.sample)]
+    return [
+        layout.partial(R, wildcards.sample, i) for i in file_indices(wildcards.sample)
+    ]
 
 
 def ml_models():
@@ -67,10 +77,19 @@ def ml_models():
 
 def final_outputs():
     """Targets of the default target: histograms, fit results, plots and (optionally) ML and validation."""
-    out = [layout.histograms(R), layout.cutflow(R), layout.fit_results(R), layout.stat_plots_done(R)]
+    out = [
+        layout.histograms(R),
+        layout.cutflow(R),
+        layout.fit_results(R),
+        layout.stat_plots_done(R),
+    ]
     out.append(layout.hepdata_archive(R))  # rules/hepdata.smk
     if config["use_inference"]:
-        out += [layout.histograms_ml(R), layout.workspace_ml(R), layout.ml_plots_done(R)]
+        out += [
+            layout.histograms_ml(R),
+            layout.workspace_ml(R),
+            layout.ml_plots_done(R),
+        ]
     if config["validation"]["reference"]:
         out.append(layout.validation_report(R))
     return out
@@ -78,11 +97,16 @@ def final_outputs():
 
 def input_file(wildcards):
     """The local input file of a per-file job when the workflow makes it (mock dataset, or a staged
-    copy with staging.enabled, rules/staging.smk), else [] (the job reads the fileset path)."""
+    copy with staging.enabled, rules/staging.smk), else [] (the job reads the fileset path).
+    """
     if config["dataset"] == "mock" and not config["servicex"]["enabled"]:
         return [layout.mock_file(R, wildcards.sample, wildcards.index)]
     if config["staging"]["enabled"]:
-        return [layout.staged_file(R, config["staging"]["dir"], wildcards.sample, wildcards.index)]
+        return [
+            layout.staged_file(
+                R, config["staging"]["dir"], wildcards.sample, wildcards.index
+            )
+        ]
     return []
 
 
@@ -90,9 +114,12 @@ def input_file(wildcards):
 
 # Embedded dataset (mock.smk, servicex.smk)
 
+
 def mock_events(sample):
     """Entries per file of a sample: the per-sample override, else events_per_file."""
-    return config["mock"]["events_per_file_overrides"].get(sample, config["mock"]["events_per_file"])
+    return config["mock"]["events_per_file_overrides"].get(
+        sample, config["mock"]["events_per_file"]
+    )
 
 
 def mock_files(wildcards=None):
@@ -102,12 +129,15 @@ def mock_files(wildcards=None):
 
 # Processing (processing.smk)
 
+
 def ml_job_args(wildcards, input):
     """Scorer arguments of the per-file job; empty without ML (the ML branches are then not read)."""
     if not config["use_inference"]:
         return ""
-    return (f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
-            f"--max-n-jets {config['ml']['max_n_jets']} --bdt-engine {config['ml']['bdt_engine']}")
+    return (
+        f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
+        f"--max-n-jets {config['ml']['max_n_jets']} --bdt-engine {config['ml']['bdt_engine']}"
+    )
 
 
 def input_file_arg(wildcards, input):
@@ -116,6 +146,7 @@ def input_file_arg(wildcards, input):
 
 
 # ServiceX (servicex.smk)
+
 
 def servicex_args():
     """Command-line options of the ServiceX delivery script from the config."""
@@ -139,19 +170,28 @@ def servicex_args():
 
 # ML (ml.smk)
 
+
 def ml_training_files(wildcards=None):
     """Input files of the training samples when the workflow makes them (mock dataset)."""
     if config["dataset"] != "mock":
         return []
-    return [layout.mock_file(R, s, i) for s in config["ml"]["training_samples"] for i in file_indices(s)]
+    return [
+        layout.mock_file(R, s, i)
+        for s in config["ml"]["training_samples"]
+        for i in file_indices(s)
+    ]
 
 
 def ml_train_params(kind):
     """Command-line hyperparameters of the training script for one model kind."""
     if kind == "bdt":
         b = config["ml"]["bdt"]
-        return (f"--num-boost-round {b['num_boost_round']} --max-depth {b['max_depth']} "
-                f"--learning-rate {b['learning_rate']} --min-child-weight {b['min_child_weight']}")
+        return (
+            f"--num-boost-round {b['num_boost_round']} --max-depth {b['max_depth']} "
+            f"--learning-rate {b['learning_rate']} --min-child-weight {b['min_child_weight']}"
+        )
     t = config["ml"]["torch"]
-    return (f"--hidden {' '.join(str(h) for h in t['hidden'])} --epochs {t['epochs']} "
-            f"--batch-size {t['batch_size']} --learning-rate {t['learning_rate']}")
+    return (
+        f"--hidden {' '.join(str(h) for h in t['hidden'])} --epochs {t['epochs']} "
+        f"--batch-size {t['batch_size']} --learning-rate {t['learning_rate']}"
+    )

@@ -8,11 +8,12 @@ rule hepdata:
         fit=layout.fit_results(R),
         config=layout.cabinetry_config(R),
     output:
-        archive=report(layout.hepdata_archive(R), caption="../report/captions/hepdata.rst",
-                       category="3 Fit"),
+        archive=report(
+            layout.hepdata_archive(R),
+            caption="../report/captions/hepdata.rst",
+            category="3 Fit",
+        ),
         yaml=directory(os.path.join(layout.hepdata_dir(R), "yaml")),
-    params:
-        folder=lambda wildcards, output: os.path.dirname(output.archive),
     log:
         layout.log(R, "hepdata"),
     benchmark:
@@ -21,6 +22,8 @@ rule hepdata:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        folder=lambda wildcards, output: os.path.dirname(output.archive),
     shell:
         "python workflow_scripts/hepdata.py --workspace {input.workspace} --fit-results {input.fit} "
         "--cabinetry-config {input.config} --output-dir {params.folder} > {log} 2>&1"
