@@ -19,8 +19,9 @@ $(STAMP): envs/requirements.txt envs/requirements-test.txt pyproject.toml
 
 venv: $(STAMP)
 
+# scripts/run_snakemake.py = snakemake, after clearing a lock left by a killed run (none alive here)
 analysis: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/run_snakemake.py --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
@@ -32,7 +33,7 @@ rulegraph: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --rulegraph $(SNAKEMAKE_ARGS)
 
 report: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --report results/report.html $(SNAKEMAKE_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/run_snakemake.py --cores $(CORES) --report results/report.html $(SNAKEMAKE_ARGS)
 
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py

@@ -44,13 +44,14 @@ include: "rules/servicex.smk"
 include: "rules/processing.smk"
 include: "rules/ml.smk"
 include: "rules/statistics.smk"
+include: "rules/hepdata.smk"
 include: "rules/summary.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True
 
 
 # Last: localrules and the HTCondor/REANA resources derived from every rule's mem_mb.

@@ -87,18 +87,18 @@ def ml_dir(results: str) -> str:
 
 
 def ml_models(results: str, config: dict, kind: str | None = None) -> list[str]:
-    """Model files [even, odd] used for inference: trained in the DAG, or the published AGC BDTs.
+    """Model files [even, odd] used for inference: trained in the DAG, or the published AGC BDTs
+    (config ml.published_models, by default the copies shipped in data/agc/models/).
 
     ``kind`` defaults to config ml.model; "even" is the model trained on even event numbers.
     """
     kind = kind or config["ml"]["model"]
     if kind == "published":
-        paths = [config["ml"]["published_models"]["even"], config["ml"]["published_models"]["odd"]]
-        if any(p is None for p in paths):
-            raise ValueError("ml model 'published' needs the paths of the AGC BDTs: set config keys "
-                             "ml.published_models.even and ml.published_models.odd (model_even.json, "
-                             "model_odd.json of the AGC repository, analyses/cms-open-data-ttbar/models/)")
-        return paths
+        from agc_ttbar import shipped_data
+
+        paths = config["ml"]["published_models"]
+        # null (the default): the copies shipped in data/agc/models/ (data/README.md)
+        return [paths.get(p) or shipped_data.published_model(p) for p in ("even", "odd")]
     ext = "json" if kind == "bdt" else "pt"
     return [os.path.join(results, "ml", f"{kind}_even.{ext}"), os.path.join(results, "ml", f"{kind}_odd.{ext}")]
 
@@ -137,6 +137,16 @@ def workspace(results: str) -> str:
 
 def workspace_ml(results: str) -> str:
     return os.path.join(results, "statistics", "workspace_ml.json")
+
+
+def hepdata_dir(results: str) -> str:
+    """HEPData record of the fit: yaml/ (submission.yaml and the tables) and submission.tar.gz."""
+    return os.path.join(results, "hepdata")
+
+
+def hepdata_archive(results: str) -> str:
+    """The HEPData submission archive, validated with hepdata-validator."""
+    return os.path.join(results, "hepdata", "submission.tar.gz")
 
 
 def fit_results(results: str) -> str:

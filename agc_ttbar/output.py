@@ -97,7 +97,14 @@ def _reproducible_uproot_dates():
     from uproot.writing import _cascade, writable
 
     shim = types.SimpleNamespace(datetime=_FixedDatetime)
-    modules = [m for m in (_cascade, writable) if hasattr(m, "datetime")]  # uproot 5 internals
+    # uproot 5 internals: _cascade stamps every key and directory with datetime.datetime.now().
+    # If a new uproot moves that, fail here instead of writing dated (irreproducible) files;
+    # tests/test_output.py reads the dates back and compares two writes made seconds apart.
+    if not isinstance(getattr(_cascade, "datetime", None), types.ModuleType):
+        raise RuntimeError(f"uproot {uproot.__version__}: uproot.writing._cascade.datetime is gone, so the "
+                           "fixed ROOT dates of agc_ttbar.output cannot be applied; pin uproot==5.7.7 "
+                           "(envs/requirements.txt) or update _reproducible_uproot_dates")
+    modules = [m for m in (_cascade, writable) if isinstance(getattr(m, "datetime", None), types.ModuleType)]
     with _UPROOT_PATCH_LOCK:
         saved = [m.datetime for m in modules]
         for m in modules:

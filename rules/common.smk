@@ -2,11 +2,18 @@
 # stay short and agree with each other.
 
 from agc_ttbar import layout
-from agc_ttbar.fileset import fetch_inputs, files_and_events, group_files, load_inputs, n_files_used
+from agc_ttbar.fileset import (
+    fetch_inputs,
+    files_and_events,
+    group_files,
+    load_inputs,
+    n_files_used,
+)
 from agc_ttbar.samples import split_sample_key
 
 R = config["results_dir"]
 SAMPLE_KEYS = list(config["samples"])
+
 
 wildcard_constraints:
     sample=r"[A-Za-z0-9_]+__[A-Za-z0-9_]+",
@@ -17,7 +24,9 @@ def original_inputs_list():
     """Path of the configured AGC-format input list (a workflow output for mock)."""
     if config["dataset"] == "mock":
         return layout.mock_inputs(R)
-    return fetch_inputs(config["inputs"], os.path.join(R, "inputs"), config["inputs_sha256"])
+    return fetch_inputs(
+        config["inputs"], os.path.join(R, "inputs"), config["inputs_sha256"]
+    )
 
 
 def inputs_list():
@@ -30,13 +39,17 @@ def inputs_list():
 
 def mock_events(sample):
     """Entries per file of a sample: the per-sample override, else events_per_file."""
-    return config["mock"]["events_per_file_overrides"].get(sample, config["mock"]["events_per_file"])
+    return config["mock"]["events_per_file_overrides"].get(
+        sample, config["mock"]["events_per_file"]
+    )
 
 
 def _file_events():
     """Entries of each file used, per sample, known at parse time (plain expand, full DAG in -n)."""
     if config["dataset"] == "mock":
-        n = n_files_used(config["mock"]["files_per_sample"], config["n_files_max_per_sample"])
+        n = n_files_used(
+            config["mock"]["files_per_sample"], config["n_files_max_per_sample"]
+        )
         return {key: [mock_events(key)] * n for key in SAMPLE_KEYS}
     # ServiceX delivers one file per original file, so the original list fixes the DAG at parse time.
     inputs = load_inputs(original_inputs_list())
@@ -46,25 +59,39 @@ def _file_events():
         try:
             files = inputs[process][variation]["files"]
         except KeyError:
-            raise ValueError(f"input list {config['inputs']} has no sample {key} (config key 'samples')")
-        events[key] = [int(f["nevts"]) for f in files[:n_files_used(len(files), config["n_files_max_per_sample"])]]
+            raise ValueError(
+                f"input list {config['inputs']} has no sample {key} (config key 'samples')"
+            )
+        events[key] = [
+            int(f["nevts"])
+            for f in files[: n_files_used(len(files), config["n_files_max_per_sample"])]
+        ]
     return events
 
 
 FILE_EVENTS = _file_events()
 FILE_COUNTS = {key: len(ev) for key, ev in FILE_EVENTS.items()}
 #: sample -> {job index: file indices}: the one fileset -> per-file-job mapping (processing.events_per_job).
-JOBS = {key: {f"{g[0]:05d}": [f"{i:05d}" for i in g]
-              for g in group_files(ev, config["processing"]["events_per_job"])}
-        for key, ev in FILE_EVENTS.items()}
+JOBS = {
+    key: {
+        f"{g[0]:05d}": [f"{i:05d}" for i in g]
+        for g in group_files(ev, config["processing"]["events_per_job"])
+    }
+    for key, ev in FILE_EVENTS.items()
+}
 
 if config["dataset"] == "agc":
     # What the run will read, printed while the DAG is built (before any job runs).
-    _n_files, _n_events = files_and_events(load_inputs(original_inputs_list()), SAMPLE_KEYS,
-                                           config["n_files_max_per_sample"])
-    sys.stderr.write(f"dataset agc: this run reads {_n_files} files with {_n_events:,} events "
-                     f"({len(SAMPLE_KEYS)} samples, n_files_max_per_sample="
-                     f"{config['n_files_max_per_sample']}; input list {config['inputs']})\n")
+    _n_files, _n_events = files_and_events(
+        load_inputs(original_inputs_list()),
+        SAMPLE_KEYS,
+        config["n_files_max_per_sample"],
+    )
+    sys.stderr.write(
+        f"dataset agc: this run reads {_n_files} files with {_n_events:,} events "
+        f"({len(SAMPLE_KEYS)} samples, n_files_max_per_sample="
+        f"{config['n_files_max_per_sample']}; input list {config['inputs']})\n"
+    )
 
 
 def file_indices(sample):
@@ -77,9 +104,11 @@ def job_files(wildcards):
     try:
         return JOBS[wildcards.sample][wildcards.index]
     except KeyError:
-        raise ValueError(f"no per-file job {wildcards.sample}/{wildcards.index}: jobs of the sample start "
-                         f"at files {', '.join(JOBS.get(wildcards.sample, {}))} "
-                         f"(config processing.events_per_job)") from None
+        raise ValueError(
+            f"no per-file job {wildcards.sample}/{wildcards.index}: jobs of the sample start "
+            f"at files {', '.join(JOBS.get(wildcards.sample, {}))} "
+            f"(config processing.events_per_job)"
+        ) from None
 
 
 def all_partial_histograms(wildcards=None):
@@ -101,10 +130,20 @@ def ml_models():
 
 def final_outputs():
     """Targets of the default target: histograms, fit results, plots and (optionally) ML and validation."""
-    out = [layout.histograms(R), layout.cutflow(R), layout.metrics(R), layout.fit_results(R),
-           layout.stat_plots_done(R)]
+    out = [
+        layout.histograms(R),
+        layout.cutflow(R),
+        layout.metrics(R),
+        layout.fit_results(R),
+        layout.stat_plots_done(R),
+    ]
+    out.append(layout.hepdata_archive(R))  # rules/hepdata.smk
     if config["use_inference"]:
-        out += [layout.histograms_ml(R), layout.workspace_ml(R), layout.ml_plots_done(R)]
+        out += [
+            layout.histograms_ml(R),
+            layout.workspace_ml(R),
+            layout.ml_plots_done(R),
+        ]
     if config["validation"]["reference"]:
         out.append(layout.validation_report(R))
     return out
@@ -112,17 +151,22 @@ def final_outputs():
 
 def input_file(wildcards):
     """The local input file of a per-file job when the workflow makes it (mock dataset, or a staged
-    copy with staging.enabled, rules/staging.smk), else [] (the job reads the fileset path)."""
+    copy with staging.enabled, rules/staging.smk), else [] (the job reads the fileset path).
+    """
     if config["dataset"] == "mock" and not config["servicex"]["enabled"]:
         return [layout.mock_file(R, wildcards.sample, i) for i in job_files(wildcards)]
     if config["staging"]["enabled"]:
-        return [layout.staged_file(R, config["staging"]["dir"], wildcards.sample, i) for i in job_files(wildcards)]
+        return [
+            layout.staged_file(R, config["staging"]["dir"], wildcards.sample, i)
+            for i in job_files(wildcards)
+        ]
     return []
 
 
 # ---- Parameters and inputs of the stage files in rules/ (which hold only rules) ----
 
 # Embedded dataset (mock.smk, servicex.smk)
+
 
 def mock_files(wildcards=None):
     """Every mock file the workflow uses (the first n_files_max_per_sample of each sample)."""
@@ -131,21 +175,27 @@ def mock_files(wildcards=None):
 
 # Processing (processing.smk)
 
+
 def ml_job_args(wildcards, input):
     """Scorer arguments of the per-file job; empty without ML (the ML branches are then not read)."""
     if not config["use_inference"]:
         return ""
-    return (f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
-            f"--max-n-jets {config['ml']['max_n_jets']} --bdt-engine {config['ml']['bdt_engine']}")
+    return (
+        f"--ml-kind {config['ml']['model']} --ml-models {' '.join(input.models)} "
+        f"--max-n-jets {config['ml']['max_n_jets']} --bdt-engine {config['ml']['bdt_engine']}"
+    )
 
 
 def input_file_arg(wildcards, input):
     """The file indices of the job and, when the workflow made them, their local copies (mock or
     staged files) to read."""
-    return f"--index {' '.join(job_files(wildcards))}" + (f" --input {' '.join(input.data)}" if input.data else "")
+    return f"--index {' '.join(job_files(wildcards))}" + (
+        f" --input {' '.join(input.data)}" if input.data else ""
+    )
 
 
 # ServiceX (servicex.smk)
+
 
 def servicex_args():
     """Command-line options of the ServiceX delivery script from the config."""
@@ -169,15 +219,21 @@ def servicex_args():
 
 # ML (ml.smk)
 
+
 def ml_training_files(wildcards=None):
     """Local copies of the training samples' original files when the workflow makes them, in
     fileset order: the mock files, or the staged copies (staging without ServiceX; with ServiceX
-    the staged files are the skims, and training reads the originals through the reading layer)."""
+    the staged files are the skims, and training reads the originals through the reading layer).
+    """
     keys = config["ml"]["training_samples"]
     if config["dataset"] == "mock":
         return [layout.mock_file(R, s, i) for s in keys for i in file_indices(s)]
     if config["staging"]["enabled"] and not config["servicex"]["enabled"]:
-        return [layout.staged_file(R, config["staging"]["dir"], s, i) for s in keys for i in file_indices(s)]
+        return [
+            layout.staged_file(R, config["staging"]["dir"], s, i)
+            for s in keys
+            for i in file_indices(s)
+        ]
     return []
 
 
@@ -185,8 +241,12 @@ def ml_train_params(kind):
     """Command-line hyperparameters of the training script for one model kind."""
     if kind == "bdt":
         b = config["ml"]["bdt"]
-        return (f"--num-boost-round {b['num_boost_round']} --max-depth {b['max_depth']} "
-                f"--learning-rate {b['learning_rate']} --min-child-weight {b['min_child_weight']}")
+        return (
+            f"--num-boost-round {b['num_boost_round']} --max-depth {b['max_depth']} "
+            f"--learning-rate {b['learning_rate']} --min-child-weight {b['min_child_weight']}"
+        )
     t = config["ml"]["torch"]
-    return (f"--hidden {' '.join(str(h) for h in t['hidden'])} --epochs {t['epochs']} "
-            f"--batch-size {t['batch_size']} --learning-rate {t['learning_rate']}")
+    return (
+        f"--hidden {' '.join(str(h) for h in t['hidden'])} --epochs {t['epochs']} "
+        f"--batch-size {t['batch_size']} --learning-rate {t['learning_rate']}"
+    )

@@ -6,14 +6,6 @@ rule fileset:
         inputs=inputs_list(),
     output:
         layout.fileset(R),
-    params:
-        samples=" ".join(SAMPLE_KEYS),
-        n=config["n_files_max_per_sample"],
-        # With ServiceX the rewrites were applied to the submitted paths (rules/servicex.smk).
-        eos="--input-from-eos" if config["input_from_eos"] and not config["servicex"]["enabled"] else "",
-        xcache=f"--xcache {config['xcache']}" if config["xcache"] and not config["servicex"]["enabled"] else "",
-        rewrites="" if config["servicex"]["enabled"] else
-        " ".join(f"--rewrite '{r['from']}' '{r['to']}'" for r in config["prefix_rewrites"]),
     log:
         layout.log(R, "fileset"),
     benchmark:
@@ -22,6 +14,28 @@ rule fileset:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        samples=" ".join(SAMPLE_KEYS),
+        n=config["n_files_max_per_sample"],
+        # With ServiceX the rewrites were applied to the submitted paths (rules/servicex.smk).
+        eos=(
+            "--input-from-eos"
+            if config["input_from_eos"] and not config["servicex"]["enabled"]
+            else ""
+        ),
+        xcache=(
+            f"--xcache {config['xcache']}"
+            if config["xcache"] and not config["servicex"]["enabled"]
+            else ""
+        ),
+        rewrites=(
+            ""
+            if config["servicex"]["enabled"]
+            else " ".join(
+                f"--rewrite '{r['from']}' '{r['to']}'"
+                for r in config["prefix_rewrites"]
+            )
+        ),
     shell:
         "python workflow_scripts/fileset.py --inputs {input.inputs} --output {output} "
         "--samples {params.samples} --n-files-max {params.n} {params.eos} {params.xcache} "

@@ -9,8 +9,10 @@ if config["use_inference"]:
 
     _missing = [s for s in ML["training_samples"] if s not in SAMPLE_KEYS]
     if _missing:
-        raise ValueError(f"config ml.training_samples {_missing} are not in config samples "
-                         f"({', '.join(SAMPLE_KEYS)}): the training reads their files from the fileset")
+        raise ValueError(
+            f"config ml.training_samples {_missing} are not in config samples "
+            f"({', '.join(SAMPLE_KEYS)}): the training reads their files from the fileset"
+        )
 
     rule ml_training_data:
         input:
@@ -18,14 +20,6 @@ if config["use_inference"]:
             files=ml_training_files(),
         output:
             layout.ml_training_data(R),
-        params:
-            samples=" ".join(ML["training_samples"]),
-            max_events=ML["max_train_events"],
-            tree=config["tree_name"],
-            chunksize=config["processing"]["chunksize"],
-            local=lambda wildcards, input: f"--local-files {' '.join(input.files)}" if input.files else "",
-            remote=f"--remote-timeout {config['processing']['remote_timeout_s']} "
-            f"--remote-retries {config['processing']['remote_retries']}",
         log:
             layout.log(R, "ml_training_data"),
         benchmark:
@@ -34,6 +28,16 @@ if config["use_inference"]:
         resources:
             mem_mb=4000,
             runtime=60,
+        params:
+            samples=" ".join(ML["training_samples"]),
+            max_events=ML["max_train_events"],
+            tree=config["tree_name"],
+            chunksize=config["processing"]["chunksize"],
+            local=lambda wildcards, input: (
+                f"--local-files {' '.join(input.files)}" if input.files else ""
+            ),
+            remote=f"--remote-timeout {config['processing']['remote_timeout_s']} "
+            f"--remote-retries {config['processing']['remote_retries']}",
         shell:
             "python workflow_scripts/ml_training_data.py --fileset {input.fileset} "
             "--samples {params.samples} --output {output} --max-per-parity {params.max_events} "
@@ -49,10 +53,6 @@ if config["use_inference"]:
                 models=layout.ml_models(R, config, "bdt"),
                 metrics=layout.ml_metrics(R, "bdt"),
                 validation=layout.ml_validation(R, "bdt"),
-            params:
-                hyper=ml_train_params("bdt"),
-                seed=ML["seed"],
-                max_n_jets=ML["max_n_jets"],
             log:
                 layout.log(R, "ml_train_bdt"),
             benchmark:
@@ -61,6 +61,10 @@ if config["use_inference"]:
             resources:
                 mem_mb=4000,
                 runtime=120,
+            params:
+                hyper=ml_train_params("bdt"),
+                seed=ML["seed"],
+                max_n_jets=ML["max_n_jets"],
             shell:
                 "python workflow_scripts/ml_train.py --kind bdt --data {input.data} "
                 "--models {output.models} --metrics {output.metrics} --validation {output.validation} "
@@ -76,10 +80,6 @@ if config["use_inference"]:
                 models=layout.ml_models(R, config, "torch"),
                 metrics=layout.ml_metrics(R, "torch"),
                 validation=layout.ml_validation(R, "torch"),
-            params:
-                hyper=ml_train_params("torch"),
-                seed=ML["seed"],
-                max_n_jets=ML["max_n_jets"],
             log:
                 layout.log(R, "ml_train_torch"),
             benchmark:
@@ -88,6 +88,10 @@ if config["use_inference"]:
             resources:
                 mem_mb=4000,
                 runtime=120,
+            params:
+                hyper=ml_train_params("torch"),
+                seed=ML["seed"],
+                max_n_jets=ML["max_n_jets"],
             shell:
                 "python workflow_scripts/ml_train.py --kind torch --data {input.data} "
                 "--models {output.models} --metrics {output.metrics} --validation {output.validation} "
@@ -103,8 +107,6 @@ if config["use_inference"]:
             output:
                 metrics=layout.ml_metrics(R, "published"),
                 validation=layout.ml_validation(R, "published"),
-            params:
-                max_n_jets=ML["max_n_jets"],
             log:
                 layout.log(R, "ml_evaluate_published"),
             benchmark:
@@ -113,6 +115,8 @@ if config["use_inference"]:
             resources:
                 mem_mb=4000,
                 runtime=60,
+            params:
+                max_n_jets=ML["max_n_jets"],
             shell:
                 "python workflow_scripts/ml_evaluate.py --kind published --models {input.models} "
                 "--data {input.data} --metrics {output.metrics} --validation {output.validation} "
@@ -125,10 +129,6 @@ if config["use_inference"]:
             histograms_ml=layout.histograms_ml(R),
         output:
             layout.ml_plots_done(R),
-        params:
-            metrics=" ".join(f"{k}={layout.ml_metrics(R, k)}" for k in ML_KINDS),
-            validation=" ".join(f"{k}={layout.ml_validation(R, k)}" for k in ML_KINDS),
-            formats=" ".join(config["plots"]["formats"]),
         log:
             layout.log(R, "ml_plots"),
         benchmark:
@@ -137,6 +137,10 @@ if config["use_inference"]:
         resources:
             mem_mb=2000,
             runtime=15,
+        params:
+            metrics=" ".join(f"{k}={layout.ml_metrics(R, k)}" for k in ML_KINDS),
+            validation=" ".join(f"{k}={layout.ml_validation(R, k)}" for k in ML_KINDS),
+            formats=" ".join(config["plots"]["formats"]),
         shell:
             "python workflow_scripts/ml_plots.py --metrics {params.metrics} "
             "--validation {params.validation} --histograms-ml {input.histograms_ml} "

@@ -5,13 +5,6 @@
 rule generate_mock_file:
     output:
         layout.mock_file(R, "{sample}", "{index}"),
-    params:
-        events=lambda wildcards: mock_events(wildcards.sample),
-        seed=config["mock"]["seed"],
-        compression=config["mock"]["compression"],
-        muon=config["mock"]["muon_tight_fraction"],
-        full="--full-layout" if config["mock"]["full_layout"] else "",
-        fmt=config["mock"]["format"],
     log:
         layout.log(R, "generate_mock_file", "{sample}_{index}"),
     benchmark:
@@ -20,6 +13,13 @@ rule generate_mock_file:
     resources:
         mem_mb=3000 if config["mock"]["full_layout"] else 1200,
         runtime=15,
+    params:
+        events=lambda wildcards: mock_events(wildcards.sample),
+        seed=config["mock"]["seed"],
+        compression=config["mock"]["compression"],
+        muon=config["mock"]["muon_tight_fraction"],
+        full="--full-layout" if config["mock"]["full_layout"] else "",
+        fmt=config["mock"]["format"],
     shell:
         "python workflow_scripts/generate_mock.py --sample {wildcards.sample} --index {wildcards.index} "
         "--events {params.events} --seed {params.seed} --compression {params.compression} "
@@ -32,8 +32,6 @@ rule mock_inputs:
         mock_files(),
     output:
         layout.mock_inputs(R),
-    params:
-        tree=config["tree_name"],
     log:
         layout.log(R, "mock_inputs"),
     benchmark:
@@ -42,6 +40,8 @@ rule mock_inputs:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        tree=config["tree_name"],
     shell:
         "python workflow_scripts/mock_inputs.py --files {input} --tree {params.tree} --output {output} "
         "> {log} 2>&1"

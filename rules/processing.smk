@@ -9,6 +9,14 @@ rule process_file:
         models=ml_models(),
     output:
         layout.partial(R, "{sample}", "{index}"),
+    log:
+        layout.log(R, "process_file", "{sample}_{index}"),
+    benchmark:
+        layout.benchmark(R, "process_file", "{sample}_{index}")
+    threads: 1
+    resources:
+        mem_mb=config["processing"]["mem_mb"],
+        runtime=60,
     params:
         ml=ml_job_args,
         data=input_file_arg,
@@ -18,14 +26,6 @@ rule process_file:
         tree=config["tree_name"],
         remote=f"--remote-timeout {config['processing']['remote_timeout_s']} "
         f"--remote-retries {config['processing']['remote_retries']}",
-    log:
-        layout.log(R, "process_file", "{sample}_{index}"),
-    benchmark:
-        layout.benchmark(R, "process_file", "{sample}_{index}")
-    threads: 1
-    resources:
-        mem_mb=config["processing"]["mem_mb"],
-        runtime=60,
     shell:
         "python workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
         "--output {output} {params.data} --tree-name {params.tree} "
@@ -57,8 +57,6 @@ rule write_histograms:
     output:
         main=layout.histograms(R),
         ml=[layout.histograms_ml(R)] if config["use_inference"] else [],
-    params:
-        ml=f"--output-ml {layout.histograms_ml(R)}" if config["use_inference"] else "",
     log:
         layout.log(R, "write_histograms"),
     benchmark:
@@ -67,6 +65,8 @@ rule write_histograms:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        ml=f"--output-ml {layout.histograms_ml(R)}" if config["use_inference"] else "",
     shell:
         "python workflow_scripts/write_histograms.py --inputs {input} --output {output.main} {params.ml} "
         "> {log} 2>&1"
@@ -76,7 +76,11 @@ rule metrics:
     input:
         all_partial_histograms(),
     output:
-        report(layout.metrics(R), caption="../report/captions/metrics.rst", category="4 Processing"),
+        report(
+            layout.metrics(R),
+            caption="../report/captions/metrics.rst",
+            category="4 Processing",
+        ),
     log:
         layout.log(R, "metrics"),
     benchmark:

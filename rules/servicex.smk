@@ -5,8 +5,6 @@
 # at parse time, so `snakemake -n` shows the whole DAG before anything is delivered.
 
 
-
-
 if config["servicex"]["enabled"]:
 
     rule servicex_deliver:
@@ -14,16 +12,13 @@ if config["servicex"]["enabled"]:
             inputs=original_inputs_list(),
             # the mock files when the workflow makes them; an AGC list names files it does not make
             sources=mock_files() if config["dataset"] == "mock" else [],
-            sx_config=[config["servicex"]["config_path"]] if config["servicex"]["config_path"] else [],
+            sx_config=(
+                [config["servicex"]["config_path"]]
+                if config["servicex"]["config_path"]
+                else []
+            ),
         output:
             layout.servicex_inputs(R),
-        params:
-            samples=" ".join(SAMPLE_KEYS),
-            n=config["n_files_max_per_sample"],
-            tree=config["tree_name"],
-            timeout=config["processing"]["remote_timeout_s"],
-            retries=config["processing"]["remote_retries"],
-            args=servicex_args(),
         log:
             layout.log(R, "servicex_deliver"),
         benchmark:
@@ -32,6 +27,13 @@ if config["servicex"]["enabled"]:
         resources:
             mem_mb=1000,
             runtime=240,
+        params:
+            samples=" ".join(SAMPLE_KEYS),
+            n=config["n_files_max_per_sample"],
+            tree=config["tree_name"],
+            timeout=config["processing"]["remote_timeout_s"],
+            retries=config["processing"]["remote_retries"],
+            args=servicex_args(),
         shell:
             "python workflow_scripts/servicex_deliver.py --inputs {input.inputs} --output {output} "
             "--samples {params.samples} --n-files-max {params.n} --tree {params.tree} "

@@ -10,10 +10,6 @@ if config["staging"]["enabled"]:
             fileset=layout.fileset(R),
         output:
             layout.staged_file(R, config["staging"]["dir"], "{sample}", "{index}"),
-        params:
-            timeout=config["processing"]["remote_timeout_s"],
-            retries=config["processing"]["remote_retries"],
-            tree=config["tree_name"],
         log:
             layout.log(R, "stage_file", "{sample}_{index}"),
         benchmark:
@@ -22,6 +18,10 @@ if config["staging"]["enabled"]:
         resources:
             mem_mb=500,
             runtime=60,
+        params:
+            timeout=config["processing"]["remote_timeout_s"],
+            retries=config["processing"]["remote_retries"],
+            tree=config["tree_name"],
         shell:
             "python workflow_scripts/stage_file.py --fileset {input.fileset} --sample {wildcards.sample} "
             "--index {wildcards.index} --output {output} --tree {params.tree} "

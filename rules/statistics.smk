@@ -13,10 +13,20 @@ _REPORT_PATTERNS = [f"{{name}}.{_REPORT_EXT}"]
 # Provenance hash: every setting that can change the fit. Plots and validation cannot, nor can where
 # results go and how jobs run (chunk size, memory, remote timeouts): the histograms are exact, so
 # fit_results.json stays bitwise identical across those (tests/test_reliability_workflow.py).
-_EXECUTION_ONLY = {"processing": ("chunksize", "mem_mb", "remote_timeout_s", "remote_retries")}
+_EXECUTION_ONLY = {
+    "processing": ("chunksize", "mem_mb", "remote_timeout_s", "remote_retries")
+}
 _STAT_CONFIG_HASH = _config_hash(
-    {k: ({kk: vv for kk, vv in v.items() if kk not in _EXECUTION_ONLY.get(k, ())} if isinstance(v, dict) else v)
-     for k, v in config.items() if k not in ("plots", "validation", "results_dir", "staging")})
+    {
+        k: (
+            {kk: vv for kk, vv in v.items() if kk not in _EXECUTION_ONLY.get(k, ())}
+            if isinstance(v, dict)
+            else v
+        )
+        for k, v in config.items()
+        if k not in ("plots", "validation", "results_dir", "staging")
+    }
+)
 
 
 report: "../report/workflow.rst"
@@ -25,10 +35,6 @@ report: "../report/workflow.rst"
 rule stat_config:
     output:
         layout.cabinetry_config(R),
-    params:
-        samples=" ".join(SAMPLE_KEYS),
-        histograms=layout.histograms(R),
-        folder=layout.stat_templates(R),
     log:
         layout.log(R, "stat_config"),
     benchmark:
@@ -37,6 +43,10 @@ rule stat_config:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        samples=" ".join(SAMPLE_KEYS),
+        histograms=layout.histograms(R),
+        folder=layout.stat_templates(R),
     shell:
         "python workflow_scripts/stat_config.py --samples {params.samples} "
         "--histograms {params.histograms} --histogram-folder {params.folder} --output {output} "
@@ -69,14 +79,6 @@ rule fit:
     output:
         results=layout.fit_results(R),
         provenance=layout.fit_provenance(R),
-    params:
-        strategy="null" if STAT["fit_strategy"] is None else STAT["fit_strategy"],
-        retry=STAT["retry_strategy"],
-        flags=" ".join(flag for flag, on in (("--no-asimov", not STAT["asimov"]),
-                                             ("--no-ranking", not STAT["ranking"]),
-                                             ("--no-gof", not STAT["goodness_of_fit"]),
-                                             ("--no-minos", not STAT["minos_poi"])) if on),
-        config_hash=_STAT_CONFIG_HASH,
     log:
         layout.log(R, "fit"),
     benchmark:
@@ -85,6 +87,20 @@ rule fit:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        strategy="null" if STAT["fit_strategy"] is None else STAT["fit_strategy"],
+        retry=STAT["retry_strategy"],
+        flags=" ".join(
+            flag
+            for flag, on in (
+                ("--no-asimov", not STAT["asimov"]),
+                ("--no-ranking", not STAT["ranking"]),
+                ("--no-gof", not STAT["goodness_of_fit"]),
+                ("--no-minos", not STAT["minos_poi"]),
+            )
+            if on
+        ),
+        config_hash=_STAT_CONFIG_HASH,
     shell:
         "python workflow_scripts/fit.py --workspace {input} --output {output.results} "
         "--provenance {output.provenance} --strategy {params.strategy} "
@@ -92,6 +108,7 @@ rule fit:
         "{params.flags} > {log} 2>&1"
 
 
+_ML_PLOT_INPUT, _ML_PLOT_ARGS, _ML_PLOT_OUTPUT = {}, "", {}  # without use_inference
 if config["use_inference"]:
 
     rule ml_workspace:
@@ -101,8 +118,6 @@ if config["use_inference"]:
             workspace=layout.workspace_ml(R),
             config=layout.cabinetry_config_ml(R),
             templates=directory(layout.stat_templates_ml(R)),
-        params:
-            samples=" ".join(SAMPLE_KEYS),
         log:
             layout.log(R, "ml_workspace"),
         benchmark:
@@ -111,20 +126,30 @@ if config["use_inference"]:
         resources:
             mem_mb=1500,
             runtime=15,
+        params:
+            samples=" ".join(SAMPLE_KEYS),
         shell:
             "python workflow_scripts/ml_workspace.py --samples {params.samples} "
             "--histograms-ml {input} --histogram-folder {output.templates} "
             "--config-output {output.config} --output {output.workspace} > {log} 2>&1"
 
-    _ML_PLOT_INPUT = {"workspace_ml": layout.workspace_ml(R), "config_ml": layout.cabinetry_config_ml(R),
-                      "templates_ml": layout.stat_templates_ml(R)}
-    _ML_PLOT_ARGS = (f"--workspace-ml {layout.workspace_ml(R)} "
-                     f"--cabinetry-config-ml {layout.cabinetry_config_ml(R)}")
-    _ML_PLOT_OUTPUT = {"ml": report(directory(layout.stat_plots_dir(R, "ml")),
-                                    patterns=_REPORT_PATTERNS,
-                                    caption="../report/captions/ml_data_mc.rst", category="5 ML validation")}
-else:
-    _ML_PLOT_INPUT, _ML_PLOT_ARGS, _ML_PLOT_OUTPUT = {}, "", {}
+    _ML_PLOT_INPUT = {
+        "workspace_ml": layout.workspace_ml(R),
+        "config_ml": layout.cabinetry_config_ml(R),
+        "templates_ml": layout.stat_templates_ml(R),
+    }
+    _ML_PLOT_ARGS = (
+        f"--workspace-ml {layout.workspace_ml(R)} "
+        f"--cabinetry-config-ml {layout.cabinetry_config_ml(R)}"
+    )
+    _ML_PLOT_OUTPUT = {
+        "ml": report(
+            directory(layout.stat_plots_dir(R, "ml")),
+            patterns=_REPORT_PATTERNS,
+            caption="../report/captions/ml_data_mc.rst",
+            category="5 ML validation",
+        )
+    }
 
 
 rule template_plots:
@@ -133,11 +158,12 @@ rule template_plots:
         templates=layout.stat_templates(R),
     output:
         index=layout.template_plots_done(R),
-        templates=report(directory(layout.stat_plots_dir(R, "templates")),
-                         patterns=_REPORT_PATTERNS, caption="../report/captions/templates.rst",
-                         category="4 Systematic templates"),
-    params:
-        formats=" ".join(PLOT_FORMATS),
+        templates=report(
+            directory(layout.stat_plots_dir(R, "templates")),
+            patterns=_REPORT_PATTERNS,
+            caption="../report/captions/templates.rst",
+            category="4 Systematic templates",
+        ),
     log:
         layout.log(R, "template_plots"),
     benchmark:
@@ -146,6 +172,8 @@ rule template_plots:
     resources:
         mem_mb=1500,
         runtime=20,
+    params:
+        formats=" ".join(PLOT_FORMATS),
     shell:
         "python workflow_scripts/template_plots.py --cabinetry-config {input.config} "
         "--outdir {output.templates} --formats {params.formats} --index {output.index} > {log} 2>&1"
@@ -153,25 +181,32 @@ rule template_plots:
 
 rule stat_plots:
     input:
+        **_ML_PLOT_INPUT,
         templates_index=layout.template_plots_done(R),
         workspace=layout.workspace(R),
         fit=layout.fit_results(R),
         config=layout.cabinetry_config(R),
         templates=layout.stat_templates(R),
-        **_ML_PLOT_INPUT,
     output:
-        index=layout.stat_plots_done(R),
-        summary=report(layout.stat_summary(R), caption="../report/captions/summary.rst",
-                       category="1 Result"),
-        data_mc=report(directory(layout.stat_plots_dir(R, "data_mc")), patterns=_REPORT_PATTERNS,
-                       caption="../report/captions/data_mc.rst", category="2 Data and prediction"),
-        fit=report(directory(layout.stat_plots_dir(R, "fit")), patterns=_REPORT_PATTERNS,
-                   caption="../report/captions/fit.rst", category="3 Fit"),
         **_ML_PLOT_OUTPUT,
-    params:
-        formats=" ".join(PLOT_FORMATS),
-        ml=_ML_PLOT_ARGS,
-        dataset=config["dataset"],
+        index=layout.stat_plots_done(R),
+        summary=report(
+            layout.stat_summary(R),
+            caption="../report/captions/summary.rst",
+            category="1 Result",
+        ),
+        data_mc=report(
+            directory(layout.stat_plots_dir(R, "data_mc")),
+            patterns=_REPORT_PATTERNS,
+            caption="../report/captions/data_mc.rst",
+            category="2 Data and prediction",
+        ),
+        fit=report(
+            directory(layout.stat_plots_dir(R, "fit")),
+            patterns=_REPORT_PATTERNS,
+            caption="../report/captions/fit.rst",
+            category="3 Fit",
+        ),
     log:
         layout.log(R, "stat_plots"),
     benchmark:
@@ -180,6 +215,10 @@ rule stat_plots:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        formats=" ".join(PLOT_FORMATS),
+        ml=_ML_PLOT_ARGS,
+        dataset=config["dataset"],
     shell:
         "python workflow_scripts/stat_plots.py --workspace {input.workspace} --fit-results {input.fit} "
         "--cabinetry-config {input.config} {params.ml} --templates-index {input.templates_index} "

@@ -6,7 +6,7 @@ import pytest
 
 from agc_ttbar.ml.features import FEATURE_NAMES
 from agc_ttbar.ml.inference import AssignmentScorer, all_permutation_features
-from conftest import shared_data_path
+from conftest import data_path
 
 PT_W1, PT_BTOPLEP = FEATURE_NAMES.index("pt_w1"), FEATURE_NAMES.index("pt_btoplep")
 
@@ -81,8 +81,8 @@ def test_rejects_events_with_fewer_than_four_jets_and_handles_none():
 def test_published_bdt_pipeline_equals_xgboost_directly():
     import xgboost
 
-    even_path = shared_data_path("agc", "models", "model_even.json")
-    odd_path = shared_data_path("agc", "models", "model_odd.json")
+    even_path = data_path("agc", "models", "model_even.json")
+    odd_path = data_path("agc", "models", "model_odd.json")
     jets, lepton, event = random_events(150, seed=3)
     scorer = AssignmentScorer.from_config("published", [str(even_path), str(odd_path)], max_n_jets=6, nthread=1)
     flat, counts = scorer.scores(jets, lepton, event)

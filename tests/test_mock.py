@@ -2,7 +2,7 @@
 workflow_scripts/mock_inputs.py).
 
 Small files are generated in a temporary folder; the selection comes from agc_ttbar.selection.
-The comparison with real 2015 NanoAOD uses ../shared/data/real/ and is skipped without it.
+The comparison with real 2015 NanoAOD uses the 200 real events shipped in data/real/.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from agc_ttbar.mock.writer import read_counts, write_file
 from agc_ttbar.samples import LUMI_PB, XSEC_PB
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REAL = os.path.join(ROOT, "..", "shared", "data", "real", "nanoAOD_2015_CMS_Open_Data_ttbar.root")
 GENPART = ("GenPart_pt", "GenPart_eta", "GenPart_phi", "GenPart_mass", "GenPart_pdgId",
            "GenPart_genPartIdxMother", "GenPart_statusFlags")
 ANALYSIS_BRANCHES = tuple(dict.fromkeys(selection.BRANCHES + selection.ML_BRANCHES + selection.ID_BRANCHES + GENPART))
@@ -64,18 +63,16 @@ def _branch_info(tree, name):
 
 # --- schema ----------------------------------------------------------------------------------
 
-def test_embedded_table_matches_real_file():
-    if not os.path.exists(REAL):
-        pytest.skip("../shared/data/real is not available")
+def test_embedded_table_matches_real_file(real_nanoaod):
     table = branch_table()
-    with uproot.open(REAL) as f:
+    with uproot.open(real_nanoaod) as f:
         tree = f["Events"]
         assert list(table) == list(tree.keys())
         for name, info in table.items():
             assert _branch_info(tree, name) == (info["dtype"].str, info["counter"]), name
 
 
-def test_mock_schema_matches_real_nanoaod(files):
+def test_mock_schema_matches_real_nanoaod(files, real_nanoaod):
     path, _ = files["ttbar__nominal"]
     with uproot.open(path) as f:
         tree = f["Events"]
@@ -88,11 +85,10 @@ def test_mock_schema_matches_real_nanoaod(files):
     table = branch_table()
     for name in names:  # against the embedded real table
         assert mock_info[name] == (table[name]["dtype"].str, table[name]["counter"]), name
-    if os.path.exists(REAL):  # and against the real file itself, branch by branch
-        with uproot.open(REAL) as f:
-            real = f["Events"]
-            for name in names:
-                assert mock_info[name] == _branch_info(real, name), name
+    with uproot.open(real_nanoaod) as f:  # and against the real file itself, branch by branch
+        real = f["Events"]
+        for name in names:
+            assert mock_info[name] == _branch_info(real, name), name
 
 
 def test_full_layout_has_every_real_branch(tmp_path):

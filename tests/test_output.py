@@ -176,3 +176,68 @@ def test_ml_file_offset_keys_and_pseudodata(tmp_path):
         pd = f["mass_w1w2_pseudodata"].values(flow=True)
         parts = [hs.hists[f"mass_w1w2_{k}"].values(flow=True) + ML_OFFSET for k in ("ttbar_ME_var", "ttbar_PS_var", "wjets")]
         assert np.allclose(pd, (parts[0] + parts[1]) / 2 + parts[2], rtol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reproducible ROOT files: output.py replaces uproot's clock while writing (an uproot internal).
+
+
+def _small_templates():
+    import hist
+
+    h = hist.Hist.new.Reg(25, 50, 550).Weight()
+    h.fill([60.0, 120.0, 300.0], weight=[1.0, 2.0, 0.5])
+    return {"4j1b_ttbar": h}
+
+
+def test_root_dates_are_the_fixed_date(tmp_path, monkeypatch):
+    """The stamps uproot writes are 2000-01-01 (or SOURCE_DATE_EPOCH), not the time of writing."""
+    import datetime
+
+    from agc_ttbar.output import _write
+
+    for epoch, expected in ((None, datetime.datetime(2000, 1, 1)), ("1700000000", datetime.datetime(2023, 11, 14, 22, 13, 20))):
+        if epoch is None:
+            monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+        else:
+            monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+        path = tmp_path / f"h_{epoch}.root"
+        _write(str(path), _small_templates())
+        with uproot.open(path) as f:
+            assert (f.created_on, f.modified_on, f.key("4j1b_ttbar").created_on) == (expected,) * 3
+
+
+def test_two_writes_seconds_apart_are_bitwise_identical(tmp_path, monkeypatch):
+    """Two writes 1.1 s apart give the same bytes; without the patch they differ (the control),
+    so a patch that silently stops working fails this test."""
+    import time
+
+    from agc_ttbar.output import _write
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    templates = _small_templates()
+    a, b = tmp_path / "a" / "h.root", tmp_path / "b" / "h.root"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    control = []
+    for path in (a, b):
+        _write(str(path), templates)
+        plain = path.with_name("plain.root")
+        with open(plain, "wb+") as fh, uproot.recreate(fh, uuid_function=lambda: __import__("uuid").UUID(int=0)) as f:
+            f["4j1b_ttbar"] = templates["4j1b_ttbar"]
+        control.append(plain.read_bytes())
+        if path is a:
+            time.sleep(1.1)   # ROOT dates have one-second resolution
+    assert control[0] != control[1], "uproot no longer writes the time: the control cannot show the patch works"
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_missing_patch_target_fails_loudly(tmp_path, monkeypatch):
+    from uproot.writing import _cascade
+
+    from agc_ttbar.output import _write
+
+    monkeypatch.delattr(_cascade, "datetime")
+    with pytest.raises(RuntimeError, match="_cascade.datetime is gone"):
+        _write(str(tmp_path / "h.root"), _small_templates())
+    assert not (tmp_path / "h.root").exists()

@@ -107,9 +107,9 @@ def real_served(served, real_nanoaod_path):
 
 @pytest.fixture(scope="module")
 def real_nanoaod_path():
-    from conftest import shared_data_path
+    from conftest import data_path
 
-    return shared_data_path("real", "nanoAOD_2015_CMS_Open_Data_ttbar.root")
+    return data_path("real", "nanoAOD_2015_CMS_Open_Data_ttbar.root")
 
 
 @pytest.mark.integration
@@ -214,7 +214,7 @@ def test_staging_copies_bytes(real_served, tmp_path, scheme):
 
 
 # ------------------------------------------------------------------------------------------------
-# the AGC input list (no network: local copy under ../shared/data)
+# the AGC input list (no network: the copy shipped in data/agc/)
 
 
 def test_agc_inputs_n1_weights(agc_inputs):

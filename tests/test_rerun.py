@@ -1,9 +1,10 @@
 """Killing the submitting snakemake mid-run, then rerunning: completed per-file jobs are kept.
 
-The submitter is killed with SIGKILL together with its job processes (as when a login node or an
-ssh session dies). The rerun needs `snakemake --unlock` (the lock of the dead process is left
-behind); profiles/default sets rerun-incomplete, so jobs that were running are redone from scratch
-and every job that had completed is neither rerun nor touched.
+The run is started with `make analysis` and killed with SIGKILL together with its job processes (as
+when a login node or an ssh session dies); the same make command is rerun as is. The lock of the dead
+process is cleared by scripts/run_snakemake.py (agc_ttbar/workflow_lock.py; never while a live
+snakemake holds it, tested below); profiles/default sets rerun-incomplete, so jobs that were running
+are redone from scratch and every job that had completed is neither rerun nor touched.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def test_killed_run_resumes_without_redoing_completed_per_file_jobs(tmp_path):
     work = write_config(copy_workflow(tmp_path / "wf"), CONFIG)
     env = snakemake_env()
     # Up to histograms.root: every per-file job and the merges (the statistics add nothing here).
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", layout.histograms("results")]
+    # `make analysis` as a user types it, on the running venv (-o: never reinstall it)
+    venv = pathlib.Path(sys.prefix)
+    cmd = ["make", "-o", str(venv / ".installed"), "analysis", f"VENV={venv}", "CORES=2",
+           f"SNAKEMAKE_ARGS={layout.histograms('results')}"]
     outputs = [layout.partial("results", f"{s}", i) for s in _sample_keys(work)
                for i in range(FILES_PER_SAMPLE)]
     assert len(outputs) == N_PER_FILE
@@ -97,14 +101,14 @@ def test_killed_run_resumes_without_redoing_completed_per_file_jobs(tmp_path):
         bench = work / layout.benchmark("results", PER_FILE_RULE, f"{sample}_{index}")
         benchmarks[bench] = bench.stat().st_mtime_ns
 
-    # The dead process's lock stays behind: unlock, then rerun the same command.
-    unlock = subprocess.run(cmd + ["--unlock"], cwd=work, env=env, capture_output=True, text=True)
-    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    # The dead process's lock stays behind; the same command clears it and finishes the run.
+    assert list((work / ".snakemake" / "locks").glob("*.lock")), "the killed run left no lock"
     t0 = time.monotonic()
     rerun = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1200)
     print(f"\nkilled after {len(done)}/{N_PER_FILE} per-file jobs; rerun took "
           f"{time.monotonic() - t0:.0f} s")
     assert rerun.returncode == 0, rerun.stderr[-6000:]
+    assert "removed the lock left by a run that is no longer alive" in rerun.stderr
 
     counts = _job_counts(rerun.stderr)
     print("rerun job counts:", counts)
@@ -117,7 +121,7 @@ def test_killed_run_resumes_without_redoing_completed_per_file_jobs(tmp_path):
     assert len(_completed(work, outputs)) == N_PER_FILE
 
     # A third run has nothing left to do.
-    again = subprocess.run(cmd + ["-n"], cwd=work, env=env, capture_output=True, text=True)
+    again = subprocess.run(cmd[:-1] + [cmd[-1] + " -n"], cwd=work, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -125,3 +129,44 @@ def _sample_keys(work: pathlib.Path) -> list[str]:
     from agc_ttbar.config import load_config
 
     return list(load_config(str(work / "config.yaml"), CONFIG)["samples"])
+
+
+TINY = """
+rule all:
+    input: "done.txt"
+
+rule slow:
+    output: "done.txt"
+    shell: "sleep {config[delay]} && touch {output}"
+"""
+
+
+def test_lock_of_a_live_run_is_never_cleared(tmp_path):
+    """run_snakemake.py keeps the lock while a live snakemake works in the directory (the second
+    run fails with snakemake's lock error), and clears it once that run is dead (SIGKILL)."""
+    (tmp_path / "Snakefile").write_text(TINY)
+    wrapper = [sys.executable, str(pathlib.Path(__file__).resolve().parent.parent / "scripts" / "run_snakemake.py"),
+               "--cores", "1", "--workflow-profile", "none"]
+    env = snakemake_env()
+    live = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--workflow-profile", "none",
+                             "--config", "delay=120"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / ".snakemake" / "locks").glob("*.lock")):
+            assert time.monotonic() < deadline and live.poll() is None, "the first run took no lock"
+            time.sleep(0.1)
+        second = subprocess.run(wrapper + ["--config", "delay=0"], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode != 0
+        assert f"held by live snakemake pids {live.pid}" in second.stderr, second.stderr[-3000:]
+        assert "cannot be locked" in second.stderr + second.stdout
+        assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "a live run's lock was removed"
+        assert live.poll() is None
+    finally:
+        os.killpg(live.pid, signal.SIGKILL)
+        live.wait()
+    third = subprocess.run(wrapper + ["--config", "delay=0"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "removed the lock" in third.stderr and (tmp_path / "done.txt").is_file()

@@ -176,9 +176,9 @@ def test_deliver_real_client_synthetic_and_real_file(servicex_env, served, tmp_p
     src = tmp_path / "synthetic.root"
     write_nanoaod(str(src), make_events(3000, seed=7))
     name = procs.publish(str(src), served["folder"], "sx/ttbar_mock.root")
-    from conftest import shared_data_path
+    from conftest import data_path
 
-    real = shared_data_path("real", "nanoAOD_2015_CMS_Open_Data_ttbar.root")
+    real = data_path("real", "nanoAOD_2015_CMS_Open_Data_ttbar.root")
     real_name = procs.publish(str(real), served["folder"], "sx/real.root")
     fileset = {"ttbar__nominal": {"files": [{"index": 0, "path": f"{served['root']}/{name}", "nevts": 123456}]},
                "wjets__nominal": {"files": [{"index": 0, "path": f"{served['http']}{real_name}", "nevts": 200}]}}

@@ -24,7 +24,7 @@ from agc_ttbar.statistics.model import MissingHistogramError
 from agc_ttbar.statistics import fit as stat_fit
 from agc_ttbar.statistics import model as stat_model
 from agc_ttbar.statistics import workspace as stat_ws
-from conftest import REPO, shared_data_path
+from conftest import REPO, data_path
 
 #: Per-sample event sums for N_FILES_MAX_PER_SAMPLE = 5 (spec 1.5): the weight denominators.
 NEVTS_N5 = {
@@ -62,7 +62,7 @@ def write_histograms(path, contents: dict[str, np.ndarray]) -> None:
 
 @pytest.fixture(scope="module")
 def reference5() -> dict[str, np.ndarray]:
-    path = shared_data_path("agc", "reference", "histos_5_file_per_process.json")
+    path = data_path("agc", "reference", "histos_5_file_per_process.json")
     with open(path) as f:
         ref = json.load(f)
     return {k: np.asarray(v["contents"], dtype=float) for k, v in ref.items()}
@@ -148,6 +148,25 @@ def test_required_keys_are_the_124_minus_unused():
     assert len(keys) == 124
     assert {"4j1b_ttbar_ME_var", "4j2b_wjets_scale_var_down", "4j2b_pseudodata", "4j1b_single_top_tW_pt_res_up",
             "4j2b_single_top_t_chan_btag_var_3_down"} <= keys
+
+
+def test_template_paths_follow_cabinetry_rules_without_its_private_api():
+    """Own _histo_path (cabinetry keeps its own private): region/sample placeholders, Up/Down
+    overrides of SamplePath and VariationPath, a clear error for a missing placeholder value."""
+    import inspect
+
+    cfg = stat_model.cabinetry_config(ALL_SAMPLES, "h.root", "t")
+    assert "cabinetry.templates.collector" not in inspect.getsource(stat_model)
+    region = cfg["Regions"][0]
+    ttbar = next(s for s in cfg["Samples"] if s.get("SamplePath") == "ttbar")
+    me = next(s for s in cfg["Systematics"] if s["Name"] == "ME variation")
+    assert stat_model._histo_path(cfg, region, ttbar, {}, None) == f"h.root:{region['RegionPath']}_ttbar"
+    assert stat_model._histo_path(cfg, region, ttbar, me, "Up") == \
+        f"h.root:{region['RegionPath']}_ttbar{me['Up']['VariationPath']}"
+    custom = {"Name": "s", "Up": {"SamplePath": "other", "VariationPath": "_x"}}
+    assert stat_model._histo_path(cfg, region, ttbar, custom, "Up") == f"h.root:{region['RegionPath']}_other_x"
+    with pytest.raises(ValueError, match="RegionPath.*region 'R'"):
+        stat_model._histo_path(cfg, {"Name": "R"}, ttbar, {}, None)
 
 
 def test_rebinning_router_gives_spec_yields(reference5, tmp_path):

@@ -24,9 +24,9 @@ def _script():
 
 @pytest.fixture(scope="module")
 def reference():
-    from conftest import shared_data_path
+    from conftest import data_path
 
-    path = shared_data_path("agc", "reference", "histos_1_file_per_process.json")
+    path = data_path("agc", "reference", "histos_1_file_per_process.json")
     return str(path), json.loads(path.read_text())
 
 

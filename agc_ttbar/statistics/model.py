@@ -176,11 +176,27 @@ def to_yaml(config: dict[str, Any]) -> str:
 
 
 def _histo_path(config: dict[str, Any], region: dict, sample: dict, systematic: dict, template) -> str:
-    from cabinetry.templates import collector
-
+    """``file:key`` of one template, by cabinetry's documented path rules (own code: cabinetry keeps
+    its version private). General.InputPath holds ``{RegionPath}``, ``{SamplePath}`` and
+    ``{VariationPath}``; region and sample fill the first two; for an Up/Down template the
+    systematic's block of that template may override SamplePath and VariationPath, else
+    VariationPath is General.VariationPath ("" for nominal)."""
     general = config["General"]
-    return collector._histo_path(general["InputPath"], general.get("VariationPath", ""), region, sample,
-                                 systematic, template)
+    region_path = region.get("RegionPath")
+    sample_path = sample.get("SamplePath")
+    variation_path = general.get("VariationPath", "")
+    if template is not None:
+        overrides = systematic.get(template, {})
+        sample_path = overrides.get("SamplePath", sample_path)
+        variation_path = overrides.get("VariationPath", variation_path)
+    path = general["InputPath"]
+    for placeholder, value, owner in (("{RegionPath}", region_path, f"region {region.get('Name')!r}"),
+                                      ("{SamplePath}", sample_path, f"sample {sample.get('Name')!r}")):
+        if placeholder in path:
+            if value is None:
+                raise ValueError(f"General.InputPath {path!r} uses {placeholder} but {owner} sets none")
+            path = path.replace(placeholder, value)
+    return path.replace("{VariationPath}", variation_path)
 
 
 def _split_path(path: str) -> tuple[str, str]:
