@@ -29,6 +29,7 @@ rule stat_config:
         samples=" ".join(SAMPLE_KEYS),
         histograms=layout.histograms(R),
         folder=layout.stat_templates(R),
+        binning=f"--fit-lower-edge {STAT['fit_lower_edge']} --fit-rebin {STAT['fit_rebin']}",
     log:
         layout.log(R, "stat_config"),
     benchmark:
@@ -39,7 +40,7 @@ rule stat_config:
         runtime=5,
     shell:
         "python workflow_scripts/stat_config.py --samples {params.samples} "
-        "--histograms {params.histograms} --histogram-folder {params.folder} --output {output} "
+        "--histograms {params.histograms} --histogram-folder {params.folder} {params.binning} --output {output} "
         "> {log} 2>&1"
 
 
