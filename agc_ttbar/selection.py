@@ -40,9 +40,9 @@ def jet_mask(pt, eta, jet_id):
     return (pt > 30) & (abs(eta) < 2.4) & ((jet_id & (1 << 2)) != 0)
 
 
-def btag_mask(btag):
-    """b-tagged: Jet_btagCSVV2 > 0.5 (strict)."""
-    return btag > B_TAG_THRESHOLD
+def btag_mask(btag, threshold: float = B_TAG_THRESHOLD):
+    """b-tagged: Jet_btagCSVV2 > threshold (strict; AGC 0.5, config processing.btag_threshold)."""
+    return btag > threshold
 
 
 def lepton_masks(events: ak.Array) -> tuple[ak.Array, ak.Array]:

@@ -7,6 +7,7 @@ import sys
 from agc_ttbar.io import InputFileError
 from agc_ttbar.processing import SampleInfo, process_file
 from agc_ttbar.remote import RemoteOptions
+from agc_ttbar.selection import B_TAG_THRESHOLD
 
 
 def main(argv=None) -> int:
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--bdt-engine", choices=["compiled", "xgboost"], default="compiled",
                    help="evaluation of xgboost models (config ml.bdt_engine)")
     p.add_argument("--nthread", type=int, default=1)
+    p.add_argument("--btag-threshold", type=float, default=B_TAG_THRESHOLD, help="config processing.btag_threshold")
     p.add_argument("--remote-timeout", type=float, default=60, help="timeout of one remote read (s)")
     p.add_argument("--remote-retries", type=int, default=3, help="attempts per remote open/read")
     args = p.parse_args(argv)
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
     try:
         hists, meta = process_file(args.input or entry["path"], info, tree_name=tree_name, chunksize=args.chunksize,
                                    pt_res_seed=args.pt_res_seed, scorer=scorer, expected_entries=expected,
-                                   nevts_mismatch=args.nevts_mismatch,
+                                   nevts_mismatch=args.nevts_mismatch, btag_threshold=args.btag_threshold,
                                    remote_options=RemoteOptions(args.remote_timeout, args.remote_retries))
     except InputFileError as err:
         print(f"ERROR: {err}", file=sys.stderr)
