@@ -104,7 +104,8 @@ def cartesian(pt, eta, phi, mass) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 def m_bjj(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, btag: np.ndarray,
-          counts: np.ndarray, compiled: bool = False, components: tuple | None = None) -> np.ndarray:
+          counts: np.ndarray, compiled: bool = False, components: tuple | None = None,
+          btag_threshold: float = B_TAG_THRESHOLD) -> np.ndarray:
     """Mass of the highest-pT trijet that contains at least one b-tagged jet, per event.
 
     Ties in the trijet pT keep the first candidate (``ak.argmax``). Events without any candidate
@@ -116,16 +117,17 @@ def m_bjj(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray, bt
     components, hence the same bits (tests); ~10x faster, but loading numba costs ~0.3 s per
     process, so the per-file job uses it only when its ML scorer has loaded numba anyway.
     ``components``: :func:`cartesian` of these jets when the caller has it already.
+    ``btag_threshold``: a jet is b-tagged above it (config processing.btag_threshold).
     """
     px, py, pz, e = components if components is not None else cartesian(pt, eta, phi, mass)
     if compiled:
         from ._observable_kernels import m_bjj_flat
 
-        tagged = np.ascontiguousarray(np.asarray(btag) > B_TAG_THRESHOLD)
+        tagged = np.ascontiguousarray(np.asarray(btag) > btag_threshold)
         out = np.empty(len(counts), dtype=np.float64)
         m_bjj_flat(px, py, pz, e, tagged, offsets_of(counts), out)
         return out
-    tagged = np.asarray(btag) > B_TAG_THRESHOLD
+    tagged = np.asarray(btag) > btag_threshold
 
     i, j, k, n_comb = trijet_combinations(counts)
     spx = px[i] + px[j] + px[k]

@@ -57,7 +57,7 @@ from .ml.features import FEATURES, NUM_BINS as ML_NUM_BINS
 from .observables import cartesian, event_index, ht, m_bjj, offsets_of
 from .samples import (BIN_HIGH, BIN_LOW, BTAG_VARIATIONS, KINEMATIC_VARIATIONS, NUM_BINS, REGIONS,
                       SCALE_VARIATIONS, histogram_key, split_sample_key, variations_for)
-from .selection import (BRANCHES, ID_BRANCHES, ML_BRANCHES, btag_mask, electron_mask, jet_base_mask,
+from .selection import (B_TAG_THRESHOLD, BRANCHES, ID_BRANCHES, ML_BRANCHES, btag_mask, electron_mask, jet_base_mask,
                         jet_pt_mask, muon_mask, region_masks)
 from .systematics import PT_SCALE_UP, btag_weight_factor, pt_resolution_factors, scale_var_factor
 
@@ -124,8 +124,10 @@ class FileProcessor:
     arrays, the jet counts and the jets' Cartesian components (shared with m_bjj) instead.
     """
 
-    def __init__(self, info: SampleInfo, pt_res_seed: int = 0, scorer=None) -> None:
+    def __init__(self, info: SampleInfo, pt_res_seed: int = 0, scorer=None,
+                 btag_threshold: float = B_TAG_THRESHOLD) -> None:
         self.info = info
+        self.btag_threshold = float(btag_threshold)
         self.pt_res_seed = int(pt_res_seed)
         self.scorer = scorer
         # numba is loaded already when the scorer is compiled: then m_bjj uses its kernel too
@@ -194,7 +196,7 @@ class FileProcessor:
         j_id = _jagged(a["Jet_jetId"])[1]
         j_btag = _jagged(a["Jet_btagCSVV2"])[1]
         j_base = jet_base_mask(j_eta, j_id)      # pT-independent jet cuts
-        j_isb = btag_mask(j_btag)
+        j_isb = btag_mask(j_btag, self.btag_threshold)
 
         # cutflow of the nominal selection (all events)
         jm_nom = j_base & jet_pt_mask(j_pt32)
@@ -262,7 +264,7 @@ class FileProcessor:
                 else:
                     comps = cartesian(pt_sel, s_eta[sel], s_phi[sel], s_mass[sel])   # m_bjj and ML
                     x = m_bjj(pt_sel, s_eta[sel], s_phi[sel], s_mass[sel], s_btag[sel], rc,
-                              compiled=self.compiled, components=comps)
+                              compiled=self.compiled, components=comps, btag_threshold=self.btag_threshold)
                 self._fill_all(region, x, EDGES, weight_sets)
                 if ml and region == "4j2b":
                     jets = {"pt": pt_sel, "eta": s_eta[sel], "phi": s_phi[sel], "mass": s_mass[sel],
@@ -342,7 +344,7 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
                  pt_res_seed: int = 0, scorer=None, expected_entries: int | None = None,
                  nevts_mismatch: str = "warn", log: Callable[[str], None] | None = None,
                  entry_start: int = 0, entry_stop: int | None = None,
-                 remote_options=None) -> tuple[HistogramSet, dict]:
+                 remote_options=None, btag_threshold: float = B_TAG_THRESHOLD) -> tuple[HistogramSet, dict]:
     """Process one file in chunks; returns its histograms and metadata (cutflow, timing, ...).
 
     ``expected_entries``: the entry count the fileset promises; a mismatch is logged
@@ -353,7 +355,7 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
     if chunksize < 1:
         raise ValueError(f"chunksize must be positive, got {chunksize}")
     log = log or (lambda msg: print(msg, flush=True))
-    proc = FileProcessor(info, pt_res_seed, scorer)
+    proc = FileProcessor(info, pt_res_seed, scorer, btag_threshold)
     branches = branches_needed(info.variation, scorer is not None)
     t0, c0 = time.perf_counter(), time.process_time()
     read_s = 0.0

@@ -59,9 +59,9 @@ def jet_mask(pt, eta, jet_id):
     return jet_pt_mask(pt) & jet_base_mask(eta, jet_id)
 
 
-def btag_mask(btag):
-    """b-tagged: Jet_btagCSVV2 > 0.5 (strict)."""
-    return btag > B_TAG_THRESHOLD
+def btag_mask(btag, threshold: float = B_TAG_THRESHOLD):
+    """b-tagged: Jet_btagCSVV2 > threshold (strict; AGC 0.5, config processing.btag_threshold)."""
+    return btag > threshold
 
 
 def lepton_masks(events: ak.Array) -> tuple[ak.Array, ak.Array]:

@@ -23,6 +23,7 @@ rule process_file:
         chunksize=config["processing"]["chunksize"],
         seed=config["processing"]["pt_res_seed"],
         mismatch=config["processing"]["nevts_mismatch"],
+        btag=config["processing"]["btag_threshold"],
         tree=config["tree_name"],
         remote=f"--remote-timeout {config['processing']['remote_timeout_s']} "
         f"--remote-retries {config['processing']['remote_retries']}",
@@ -30,7 +31,7 @@ rule process_file:
         "python workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
         "--output {output} {params.data} --tree-name {params.tree} "
         "--chunksize {params.chunksize} --pt-res-seed {params.seed} --nevts-mismatch {params.mismatch} "
-        "{params.ml} --nthread {threads} {params.remote} > {log} 2>&1"
+        "{params.ml} --nthread {threads} {params.remote} --btag-threshold {params.btag} > {log} 2>&1"
 
 
 rule merge_sample:

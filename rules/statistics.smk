@@ -47,9 +47,10 @@ rule stat_config:
         samples=" ".join(SAMPLE_KEYS),
         histograms=layout.histograms(R),
         folder=layout.stat_templates(R),
+        binning=f"--fit-lower-edge {STAT['fit_lower_edge']} --fit-rebin {STAT['fit_rebin']}",
     shell:
         "python workflow_scripts/stat_config.py --samples {params.samples} "
-        "--histograms {params.histograms} --histogram-folder {params.folder} --output {output} "
+        "--histograms {params.histograms} --histogram-folder {params.folder} {params.binning} --output {output} "
         "> {log} 2>&1"
 
 

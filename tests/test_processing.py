@@ -113,7 +113,7 @@ def _smear_factors(seed, run, lumi, event, counts):
     return np.array(out)
 
 
-def independent_histograms(path, process, variation, weight, seed=0):
+def independent_histograms(path, process, variation, weight, seed=0, btag_threshold=0.5):
     ev = uproot.open(path)["Events"].arrays()
     ele = ((ev.Electron_pt > 30) & (abs(ev.Electron_eta) < 2.1) & (ev.Electron_cutBased == 4)
            & (ev.Electron_sip3d < 4))
@@ -141,7 +141,7 @@ def independent_histograms(path, process, variation, weight, seed=0):
         jets = ak.zip({"pt": pt, "eta": ev.Jet_eta, "phi": ev.Jet_phi, "mass": ev.Jet_mass,
                        "btag": ev.Jet_btagCSVV2}, with_name="Momentum4D")
         jets = jets[(pt > 30) & (abs(ev.Jet_eta) < 2.4) & ((ev.Jet_jetId & 4) != 0)]
-        nb = ak.sum(jets.btag > 0.5, axis=1)
+        nb = ak.sum(jets.btag > btag_threshold, axis=1)
         base = (n_lep == 1) & (ak.num(jets.pt) >= 4)
         for region, sel in (("4j1b", base & (nb == 1)), ("4j2b", base & (nb >= 2))):
             rj = jets[sel]
@@ -151,7 +151,7 @@ def independent_histograms(path, process, variation, weight, seed=0):
                 tri = ak.combinations(rj, 3, fields=["j1", "j2", "j3"])
                 p4 = tri.j1 + tri.j2 + tri.j3
                 maxb = np.maximum(np.maximum(tri.j1.btag, tri.j2.btag), tri.j3.btag)
-                p4 = p4[maxb > 0.5]
+                p4 = p4[maxb > btag_threshold]
                 obs = ak.flatten(p4[ak.argmax(p4.pt, axis=1, keepdims=True)].mass)
             n = len(obs)
             fill(name(region, var), obs, np.full(n, weight))
@@ -184,6 +184,19 @@ def test_matches_independent_implementation(synth_file, sample, weight):
         nom = hists.hists["4j2b_wjets"].values(flow=True)
         for v in ("pt_scale_up", "pt_res_up", "btag_var_0_up"):
             assert not np.array_equal(hists.hists[f"4j2b_wjets_{v}"].values(flow=True), nom)
+
+
+def test_btag_threshold_knob_matches_independent_implementation(synth_file):
+    """processing.btag_threshold moves the regions and the m_bjj trijet choice like a hard cut."""
+    info = SampleInfo.from_key("wjets__nominal", 41.883472, 10_000)
+    default, _ = process_file(synth_file, info, chunksize=5000, log=QUIET)
+    hists, _ = process_file(synth_file, info, chunksize=5000, log=QUIET, btag_threshold=0.7)
+    ref = independent_histograms(synth_file, "wjets", "nominal", 41.883472, btag_threshold=0.7)
+    assert sorted(hists.hists) == sorted(ref)
+    for key, h in ref.items():
+        assert np.allclose(hists.hists[key].values(flow=True), h.values(flow=True), rtol=1e-12, atol=0), key
+    assert not np.array_equal(hists.hists["4j2b_wjets"].values(flow=True),
+                              default.hists["4j2b_wjets"].values(flow=True))
 
 
 # ---------------------------------------------------------------------------------------------

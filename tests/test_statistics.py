@@ -533,3 +533,16 @@ def test_experiment_label_follows_the_dataset(dataset, expect, absent):
     texts = " ".join(t.get_text() for t in ax.texts)
     plt.close(fig)
     assert expect in texts and absent not in texts
+
+
+def test_fit_binning_knob_default_and_choices():
+    """statistics.fit_lower_edge / fit_rebin: defaults give the AGC binning; other choices follow the
+    processor's 20 GeV bins; bad choices fail naming the config key."""
+    assert stat_model.fit_binning() == stat_model.FIT_BINNING
+    assert stat_model.fit_binning(150.0, 4) == (150.0, 230.0, 310.0, 390.0, 470.0, 550.0)
+    cfg = stat_model.cabinetry_config(["ttbar__nominal"], "h.root", "t/", stat_model.fit_binning(150.0, 4))
+    assert stat_model.rebin_of(cfg) == (150.0, 4)
+    assert stat_model.rebin_of(stat_model.cabinetry_config(["ttbar__nominal"], "h.root", "t/")) == (110.0, 2)
+    for bad in ((115.0, 2), (110.0, 3), (550.0, 1), (110.0, 0)):
+        with pytest.raises(ValueError, match="statistics.fit_"):
+            stat_model.fit_binning(*bad)

@@ -7,6 +7,7 @@ import sys
 from agc_ttbar.io import InputFileError
 from agc_ttbar.processing import SampleInfo, combined_metadata, process_file
 from agc_ttbar.remote import RemoteOptions
+from agc_ttbar.selection import B_TAG_THRESHOLD
 
 
 def main(argv=None) -> int:
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     p.add_argument("--bdt-engine", choices=["compiled", "xgboost"], default="compiled",
                    help="evaluation of xgboost models (config ml.bdt_engine)")
     p.add_argument("--nthread", type=int, default=1)
+    p.add_argument("--btag-threshold", type=float, default=B_TAG_THRESHOLD, help="config processing.btag_threshold")
     p.add_argument("--remote-timeout", type=float, default=60, help="timeout of one remote read (s)")
     p.add_argument("--remote-retries", type=int, default=3, help="attempts per remote open/read")
     args = p.parse_args(argv)
@@ -66,6 +68,7 @@ def main(argv=None) -> int:
             hists, meta = process_file(args.input[k] if args.input else entry["path"], info,
                                        tree_name=entry.get("tree_name", args.tree_name),
                                        chunksize=args.chunksize, pt_res_seed=args.pt_res_seed, scorer=scorer,
+                                       btag_threshold=args.btag_threshold,
                                        expected_entries=expected, nevts_mismatch=args.nevts_mismatch,
                                        remote_options=RemoteOptions(args.remote_timeout, args.remote_retries))
         except InputFileError as err:

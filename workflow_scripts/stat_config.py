@@ -12,10 +12,15 @@ def main(argv=None) -> int:
     p.add_argument("--samples", nargs="+", required=True, help="fileset keys {process}__{variation}")
     p.add_argument("--histograms", required=True, help="histograms.root the templates come from")
     p.add_argument("--histogram-folder", required=True, help="folder where cabinetry keeps its templates")
+    p.add_argument("--fit-lower-edge", type=float, default=model.REBIN_START,
+                   help="lower edge of the fit binning, GeV (config statistics.fit_lower_edge)")
+    p.add_argument("--fit-rebin", type=int, default=model.REBIN_FACTOR,
+                   help="processor bins merged per fit bin (config statistics.fit_rebin)")
     p.add_argument("--output", required=True, help="cabinetry YAML config to write")
     args = p.parse_args(argv)
     try:
-        cfg = model.cabinetry_config(args.samples, args.histograms, args.histogram_folder)
+        cfg = model.cabinetry_config(args.samples, args.histograms, args.histogram_folder,
+                                     model.fit_binning(args.fit_lower_edge, args.fit_rebin))
     except ValueError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1

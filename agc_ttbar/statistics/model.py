@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from agc_ttbar.ml.features import FEATURES
-from agc_ttbar.samples import NUM_BINS
+from agc_ttbar.samples import BIN_HIGH, BIN_LOW, NUM_BINS
 
 POI = "ttbar_norm"
 MEASUREMENT = "CMS_ttbar"
@@ -39,6 +39,34 @@ REGIONS: tuple[tuple[str, str, str], ...] = (
 FIT_BINNING: tuple[float, ...] = tuple(float(110 + 40 * i) for i in range(12))
 #: Rebinning of the 25-bin processor histograms: start at this lower edge, merge this many bins.
 REBIN_START, REBIN_FACTOR = 110.0, 2
+
+
+def fit_binning(lower_edge: float = REBIN_START, factor: int = REBIN_FACTOR) -> tuple[float, ...]:
+    """Fit edges from ``lower_edge`` to the processor's upper edge in bins of ``factor`` processor bins.
+
+    Config keys ``statistics.fit_lower_edge`` / ``statistics.fit_rebin``; the defaults give
+    :data:`FIT_BINNING`. Raises ValueError when the choice does not fit the processor's binning.
+    """
+    width = (BIN_HIGH - BIN_LOW) / NUM_BINS
+    k = (lower_edge - BIN_LOW) / width
+    if factor < 1 or k != int(k) or not 0 <= k < NUM_BINS:
+        raise ValueError(f"statistics.fit_lower_edge={lower_edge} must be a processor bin edge "
+                         f"({BIN_LOW:g} + n*{width:g} below {BIN_HIGH:g}) and statistics.fit_rebin={factor} >= 1")
+    n = (NUM_BINS - int(k)) / factor
+    if n != int(n):
+        raise ValueError(f"statistics.fit_rebin={factor} does not divide the {NUM_BINS - int(k)} processor "
+                         f"bins above statistics.fit_lower_edge={lower_edge}")
+    return tuple(float(lower_edge + factor * width * i) for i in range(int(n) + 1))
+
+
+def rebin_of(config: dict[str, Any]) -> tuple[float, int]:
+    """(start, factor) of the rebinning that gives the Binning of the regions of a cabinetry config."""
+    width = (BIN_HIGH - BIN_LOW) / NUM_BINS
+    edges = {tuple(r["Binning"]) for r in config["Regions"]}
+    if len(edges) != 1:
+        raise ValueError(f"the regions of the cabinetry config have different binnings: {sorted(edges)}")
+    (e,) = edges
+    return float(e[0]), int(round((e[1] - e[0]) / width))
 
 #: MC samples of the model in the order of the reference config: (process, model sample name).
 MC_SAMPLES: tuple[tuple[str, str], ...] = (
@@ -111,8 +139,11 @@ def _general(input_path: str, histogram_folder: str) -> dict[str, Any]:
             "InputPath": input_path, "VariationPath": ""}
 
 
-def cabinetry_config(samples: Iterable[str], histograms_path: str, histogram_folder: str) -> dict[str, Any]:
+def cabinetry_config(samples: Iterable[str], histograms_path: str, histogram_folder: str,
+                     binning: Sequence[float] = FIT_BINNING) -> dict[str, Any]:
     """The cabinetry configuration of spec section 5.1 for the given fileset keys.
+
+    ``binning``: fit edges of both regions (:func:`fit_binning`; default the AGC's 110-550 GeV in 40 GeV).
 
     ``histograms_path`` is the histograms.root file and ``histogram_folder`` where cabinetry keeps
     its templates; both are written into the config as given (relative paths are relative to the
@@ -122,7 +153,7 @@ def cabinetry_config(samples: Iterable[str], histograms_path: str, histogram_fol
     return {
         "General": _general(f"{histograms_path}:{{RegionPath}}_{{SamplePath}}{{VariationPath}}",
                             histogram_folder),
-        "Regions": [{"Name": name, "RegionPath": path, "Variable": label, "Binning": list(FIT_BINNING)}
+        "Regions": [{"Name": name, "RegionPath": path, "Variable": label, "Binning": [float(x) for x in binning]}
                     for path, name, label in REGIONS],
         "Samples": _samples_block(samples),
         "Systematics": systematics(samples),

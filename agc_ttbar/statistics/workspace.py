@@ -14,14 +14,19 @@ from . import model as stat_model
 log = logging.getLogger(__name__)
 
 
-def build_templates(config: dict[str, Any], *, start: float | None = stat_model.REBIN_START,
-                    factor: int = stat_model.REBIN_FACTOR) -> None:
+def build_templates(config: dict[str, Any], *, start: float | None | str = "regions",
+                    factor: int | None = None) -> None:
     """Check the inputs, read and rebin every template into HistogramFolder, post-process them.
+
+    ``start="regions"`` (default) rebins to the regions' Binning (:func:`model.rebin_of`);
+    ``start=None, factor=1`` reads the histograms unchanged.
 
     Raises :class:`MissingHistogramError` naming every missing histogram before anything is built.
     """
     import cabinetry
 
+    if start == "regions":
+        start, factor = stat_model.rebin_of(config)
     with stat_model.HistogramReader() as reader:
         stat_model.check_histograms(config, reader)
         cabinetry.templates.build(config, router=stat_model.template_router(config, start, factor, reader))
