@@ -79,7 +79,8 @@ wheels="$CACHE/wheelhouse-$(cat envs/requirements.txt pyproject.toml | sha256sum
 if [ ! -f "$wheels/.complete" ]; then
     log "pip wheel -r envs/requirements.txt -> $wheels"
     rm -rf "$wheels"
-    "$PY" -m pip wheel -q --disable-pip-version-check -w "$wheels" -r envs/requirements.txt 'setuptools>=77'
+    "$PY" -m pip wheel -q --disable-pip-version-check -w "$wheels" -r envs/requirements.txt 'setuptools>=77' \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
     if ! ls "$wheels"/torch-*+cpu-*.whl >/dev/null 2>&1; then
         log "pip chose a torch wheel that is not the CPU build: $(ls "$wheels"/torch-* 2>/dev/null)"
         log "set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu and rerun"

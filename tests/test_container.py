@@ -13,6 +13,7 @@ The image build is cached (podman's store, the rootfs tarball and the wheelhouse
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -137,4 +138,15 @@ def test_reana_style_run_in_the_image_is_bitwise_the_host_run(tmp_path):
               f"{wall:.1f} s; host run (Snakemake 9): {host_s:.1f} s")
         got = _outputs(work)
         for rel in COMPARED:
+            if got[rel] != reference[rel] and rel.endswith(".json"):
+                # Name the differing entries (a JSON path each) before failing.
+                print(rel, "differs:", _json_diff(json.loads(reference[rel]), json.loads(got[rel]))[:20])
             assert got[rel] == reference[rel], f"{rel} differs from the host run (attempt {attempt})"
+
+
+def _json_diff(a, b, path="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _json_diff(a.get(k), b.get(k), f"{path}/{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _json_diff(x, y, f"{path}/{i}")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]

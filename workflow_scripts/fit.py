@@ -60,12 +60,14 @@ def main(argv=None) -> int:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     doc["provenance"] = {"config_hash": args.config_hash, "workspace_sha256": workspace.sha256(ws),
-                         "packages": fit.package_versions(), "python": platform.python_version(),
-                         "git_commit": git_commit()}
+                         "packages": fit.package_versions(), "git_commit": git_commit()}
     atomic_write_text(args.output, json.dumps(doc, sort_keys=True, indent=2) + "\n")
     timings["total"] = time.perf_counter() - t0
     atomic_write_text(args.provenance, json.dumps(
         {"started_utc": start.isoformat(timespec="seconds"), "host_platform": platform.platform(),
+         # The interpreter's patch release describes the machine, not the result (a container's
+         # Python 3.11.2 and a host's 3.11.7 give the same fit bits): here, not in fit_results.json.
+         "python": platform.python_version(),
          "timings_s": {k: round(v, 3) for k, v in timings.items()}, "threads": args.threads,
          "fit_results": args.output}, sort_keys=True, indent=2) + "\n")
     for a in doc["attempts"]:
