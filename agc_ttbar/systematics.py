@@ -65,8 +65,13 @@ def counter_hash(seed: int, *keys: np.ndarray) -> np.ndarray:
 
 
 def uniform_from_hash(h: np.ndarray) -> np.ndarray:
-    """Map uint64 hashes to doubles uniform in the open interval (0, 1)."""
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    """Map uint64 hashes to doubles uniform in the open interval (0, 1).
+
+    The top 53 bits k give (k + 0.5) * 2**-53; for k = 2**53 - 1 that sum rounds up to 2**53, so
+    the largest value is clipped to the largest double below 1 (else ndtri(1) = inf).
+    """
+    u = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    return np.minimum(u, np.nextafter(1.0, 0.0))
 
 
 def pt_resolution_factors(seed: int, run: np.ndarray, lumi: np.ndarray, event: np.ndarray,

@@ -11,8 +11,9 @@ PLOT_FORMATS = list(config["plots"]["formats"])
 _REPORT_EXT = next(fmt for fmt in ("png", "svg", "pdf") if fmt in PLOT_FORMATS)
 _REPORT_PATTERNS = [f"{{name}}.{_REPORT_EXT}"]
 # Provenance hash: every setting that can change the fit. Plots and validation cannot, nor can where
-# results go and how jobs run (chunk size, memory, remote timeouts): the histograms are exact, so
-# fit_results.json stays bitwise identical across those (tests/test_reliability_workflow.py).
+# results go and how jobs run (chunk size, memory, remote timeouts, the container image and its
+# runner): the histograms are exact, so fit_results.json stays bitwise identical across those
+# (tests/test_reliability_workflow.py, tests/test_container.py).
 _EXECUTION_ONLY = {
     "processing": ("chunksize", "mem_mb", "remote_timeout_s", "remote_retries")
 }
@@ -24,7 +25,15 @@ _STAT_CONFIG_HASH = _config_hash(
             else v
         )
         for k, v in config.items()
-        if k not in ("plots", "validation", "results_dir", "staging")
+        if k
+        not in (
+            "plots",
+            "validation",
+            "results_dir",
+            "staging",
+            "container_image",
+            "container_runner",
+        )
     }
 )
 

@@ -106,9 +106,6 @@ def test_snakemake8_dry_run_shows_the_same_dag(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.skipif(os.environ.get("AGC_CONTAINER_RUN") != "1",
-                    reason="opt-in (AGC_CONTAINER_RUN=1): histograms and workspace match bit for bit, but "
-                           "fit_results.json still differs from the host run (issue 14, open)")
 def test_reana_style_run_in_the_image_is_bitwise_the_host_run(tmp_path):
     require_workflow()
     image = build_image()

@@ -56,9 +56,10 @@ def test_skim_jet_threshold_below_every_varied_selection_threshold():
     from agc_ttbar.systematics import PT_RES_SIGMA, PT_SCALE_UP, uniform_from_hash
     from scipy.special import ndtri
 
-    # the largest uniforms: top 53 hash bits all ones rounds to u = 1.0 (an infinite factor, one
-    # hash in 2**53); the next one gives the largest finite factor
-    extreme_u = uniform_from_hash(np.array([0, 2**64 - 1 - 2**11], dtype=np.uint64))
+    # the largest uniforms: top 53 hash bits all ones would round to u = 1.0 (an infinite factor)
+    # and is clipped below 1; it and the next one give the largest factors
+    extreme_u = uniform_from_hash(np.array([0, 2**64 - 1, 2**64 - 1 - 2**11], dtype=np.uint64))
+    assert np.all((extreme_u > 0) & (extreme_u < 1))
     max_res = float(np.max(1.0 + PT_RES_SIGMA * ndtri(extreme_u)))
     assert 1.3 < max_res < 1.5
     assert SKIM_JET_PT * max(PT_SCALE_UP, max_res) < 30
@@ -291,9 +292,8 @@ def test_workflow_servicex_histograms_equal_direct(servicex_env, served, tmp_pat
 def test_workflow_servicex_with_ml_equals_direct(servicex_env, tmp_path_factory):
     """servicex.enabled with the default use_inference: training reads the original files (they
     hold GenPart), processing the delivered skims; histograms.root and histograms_ml.root equal
-    the run without ServiceX on the same inputs bin for bin. The default target schedules the fit
-    and the ML workspace on them (dry run); running the fit here would only repeat the fit of equal
-    histograms (minutes), so the run stops at the histograms."""
+    the run without ServiceX on the same inputs bin for bin. The ServiceX run is the default
+    target, as a user runs it: through the fit, the ML workspace, the plots and the report pieces."""
     from servers.workflow import copy_workflow, require_workflow
 
     from agc_ttbar.ml import dataset
@@ -315,7 +315,10 @@ def test_workflow_servicex_with_ml_equals_direct(servicex_env, tmp_path_factory)
     for rule in ("servicex_deliver", "ml_training_data", "ml_train_bdt", "fit", "ml_workspace"):
         assert rule in dry.stdout, (rule, dry.stdout)
     assert "generate_mock_file" not in dry.stdout
-    snakemake(wd, sx, [layout.histograms(name), layout.histograms_ml(name), layout.cutflow(name)])
+    snakemake(wd, sx, [])
+    fit = json.loads((wd / layout.fit_results(name)).read_text())
+    assert fit["converged"] and 0.5 < fit["poi"]["value"] < 1.5, fit["poi"]
+    assert (wd / layout.workspace_ml(name)).is_file()
     for path in (layout.histograms, layout.histograms_ml):
         got, ref = histogram_contents(wd / path(name)), histogram_contents(wd / path("results_direct"))
         assert got.keys() == ref.keys() and len(got) > 20

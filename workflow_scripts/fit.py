@@ -11,23 +11,12 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
 import time
 
 from agc_ttbar.atomic import atomic_write_text
+from agc_ttbar.provenance import git_commit
 from agc_ttbar.statistics import fit, model, workspace
-
-
-def git_commit() -> str | None:
-    """Commit of the workflow's git checkout, or None outside a checkout."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                             timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def main(argv=None) -> int:
@@ -60,7 +49,7 @@ def main(argv=None) -> int:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     doc["provenance"] = {"config_hash": args.config_hash, "workspace_sha256": workspace.sha256(ws),
-                         "packages": fit.package_versions(), "git_commit": git_commit()}
+                         "packages": fit.package_versions(), "git_commit": git_commit(os.path.dirname(os.path.abspath(__file__)))}
     atomic_write_text(args.output, json.dumps(doc, sort_keys=True, indent=2) + "\n")
     timings["total"] = time.perf_counter() - t0
     atomic_write_text(args.provenance, json.dumps(
