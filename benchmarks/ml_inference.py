@@ -128,8 +128,9 @@ def _scorer(kind: str, paths: list[str], engine: str):
     return scorer
 
 
-def _job_cpu(path: str, scorer) -> tuple[int, float, float]:
-    """(entries, CPU seconds, ML CPU seconds) of the per-file job on ``path``."""
+def _job_cpu(path: str, scorer) -> tuple[int, float, float, float]:
+    """(entries, CPU seconds, wall seconds, ML wall seconds) of the per-file job on ``path`` (the
+    scorer's counters are wall clock, so the ML share is a share of the wall time)."""
     from agc_ttbar.processing import SampleInfo, process_file
     from agc_ttbar.samples import xsec_weight
 
@@ -139,11 +140,11 @@ def _job_cpu(path: str, scorer) -> tuple[int, float, float]:
         n = f["Events"].num_entries
     info = SampleInfo.from_key(SAMPLE, xsec_weight("ttbar", n), n)
     ml0 = scorer.stats.seconds_fused + scorer.stats.seconds_features + scorer.stats.seconds_model
-    c0 = time.process_time()
+    c0, w0 = time.process_time(), time.perf_counter()
     _, meta = process_file(path, info, scorer=scorer, log=lambda msg: None)
-    cpu = time.process_time() - c0
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     ml = scorer.stats.seconds_fused + scorer.stats.seconds_features + scorer.stats.seconds_model - ml0
-    return meta["entries"], cpu, ml
+    return meta["entries"], cpu, wall, ml
 
 
 def marginal(args) -> dict:
@@ -163,9 +164,10 @@ def marginal(args) -> dict:
     runs = {k: [] for k in variants}
     for rep in range(args.repeats):
         for key, scorer in variants.items():                      # alternating A/B in every repeat
-            n_s, cpu_s, ml_s = _job_cpu(small, scorer)
-            n_l, cpu_l, ml_l = _job_cpu(large, scorer)
-            runs[key].append({"cpu_small_s": cpu_s, "cpu_large_s": cpu_l, "ml_small_s": ml_s, "ml_large_s": ml_l,
+            n_s, cpu_s, wall_s, ml_s = _job_cpu(small, scorer)
+            n_l, cpu_l, wall_l, ml_l = _job_cpu(large, scorer)
+            runs[key].append({"cpu_small_s": cpu_s, "cpu_large_s": cpu_l, "wall_small_s": wall_s,
+                              "wall_large_s": wall_l, "ml_small_s": ml_s, "ml_large_s": ml_l,
                               "marginal_rate": (n_l - n_s) / (cpu_l - cpu_s)})
             print(f"repeat {rep + 1}/{args.repeats} {key}: marginal {runs[key][-1]['marginal_rate']:,.0f} ev/s",
                   file=sys.stderr, flush=True)
@@ -174,11 +176,11 @@ def marginal(args) -> dict:
            "rate": "events per CPU second of the per-file job, at the margin (large - small)",
            "variants": {}}
     for key in variants:
-        d_cpu = med(key, "cpu_large_s") - med(key, "cpu_small_s")
-        d_ml = med(key, "ml_large_s") - med(key, "ml_small_s")
+        d_wall = statistics.median(r["wall_large_s"] - r["wall_small_s"] for r in runs[key])
+        d_ml = statistics.median(r["ml_large_s"] - r["ml_small_s"] for r in runs[key])
         out["variants"][key] = {"marginal_rate": med(key, "marginal_rate"), "load_s": load_s[key],
                                 "cpu_large_s": med(key, "cpu_large_s"), "cpu_small_s": med(key, "cpu_small_s"),
-                                "ml_share_marginal": d_ml / d_cpu if d_cpu > 0 else None,
+                                "ml_share_marginal": d_ml / d_wall if d_wall > 0 else None,
                                 "compiled": variants[key].compiled, "runs": runs[key]}
     for name in models:
         v = out["variants"]
@@ -196,6 +198,8 @@ def print_table(out: dict) -> None:
     print(f"\nPer-file job with ML, marginal rate ({out['small_events']:,} -> {out['large_events']:,} events, "
           f"median of {out['repeats']}; events / CPU s):", file=sys.stderr)
     print(f"{'variant':<22}{'marginal ev/s':>15}{'ML share':>10}{'tree share':>12}{'load s':>9}", file=sys.stderr)
+    print("(ML share: of the wall time at the margin; tree share: 1 - no_trees / compiled CPU at the margin; "
+          "load s: loading and checking the two models, first in the process includes numba)", file=sys.stderr)
     for key, v in out["variants"].items():
         share = v.get("tree_share_marginal")
         print(f"{key:<22}{v['marginal_rate']:>15,.0f}{(v['ml_share_marginal'] or 0):>10.0%}"
