@@ -91,7 +91,9 @@ def _margins(xt, n_rows, feature, threshold, nan_right, leaf, code_leaf, depth, 
     rows, in a contiguous loop over rows per split that the compiler vectorises. Shallow trees
     (``code_leaf`` not empty, depth <= 3) then set bit j of a row's uint8 ``code`` for split j and
     look the leaf value up in the tree's ``code_leaf`` table; deeper trees walk the conditions
-    (``cond``, int8 (inner nodes, rows); ``node``, int64 per row).
+    (``cond``, int8 (inner nodes, rows); ``node``, int64 per row). A forest in node layout
+    (``roots`` not empty: trees deeper than ``Forest.MAX_DEPTH``) is walked by
+    :func:`_walk_margins` instead (scratch ``cur``, ``act``, ``value``).
     """
     for r in range(n_rows):
         out[r] = base_margin
