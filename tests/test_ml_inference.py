@@ -109,3 +109,32 @@ def test_from_config_errors():
         AssignmentScorer.from_config("published", [None, None])
     with pytest.raises(ValueError, match="two models"):
         AssignmentScorer([ColumnModel(0)])
+
+
+def test_marginal_benchmark_section_runs(tmp_path):
+    """benchmarks/ml_inference.py --marginal on tiny files (a smoke test of the section, not of
+    its timings): every variant is reported, the compiled ones verified against xgboost."""
+    import json
+    import subprocess
+    import sys
+
+    xgboost = pytest.importorskip("xgboost")
+    from conftest import REPO
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 20))
+    booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+                            xgboost.DMatrix(x, label=x[:, 0] > 0), 5)
+    models = [str(tmp_path / "even.json"), str(tmp_path / "odd.json")]
+    for p in models:
+        booster.save_model(p)
+    out = tmp_path / "marginal.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "ml_inference.py"), "--marginal", "--events", "600",
+                    "--factor", "2", "--repeats", "1", "--engines", "compiled", "no_trees",
+                    "--bdt-models", *models, "--workdir", str(tmp_path / "work"), "--output", str(out)],
+                   check=True, cwd=REPO, capture_output=True)
+    res = json.loads(out.read_text())
+    assert res["small_events"] == 600 and res["large_events"] == 1200
+    assert set(res["variants"]) == {"published/compiled", "published/no_trees", "own_bdt/compiled", "own_bdt/no_trees"}
+    assert all(v["compiled"] and len(v["runs"]) == 1 for v in res["variants"].values())
+    assert "tree_share_marginal" in res["variants"]["published/compiled"]

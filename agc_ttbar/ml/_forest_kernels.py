@@ -28,21 +28,81 @@ def _sigmoid32(x):
     return _ONE / denom
 
 
+#: Walk steps between two compactions of the active rows (measured best of 1, 2, 3).
+_STEPS = 2
+_FEATURE_MASK = np.uint32(31)
+_NAN_RIGHT = np.uint32(32)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _step(xt, r, n, ncode, nthreshold, nleft):
+    """Node below ``n`` for row ``r``: left child ``nleft[n]``, plus 1 if the float32 feature is
+    not below the threshold, or is NaN and the node's NaN direction is right. A leaf (NaN
+    threshold, NaN direction left) returns itself."""
+    c = ncode[n]
+    x = xt[c & _FEATURE_MASK, r]
+    right = (x >= nthreshold[n]) | ((c >= _NAN_RIGHT) & (x != x))
+    return nleft[n] + np.uint32(right)
+
+
 @numba.njit(cache=True, nogil=True)
-def _margins(xt, n_rows, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node, code, out):
+def _walk_margins(xt, n_rows, roots, ncode, nthreshold, nleft, nleaf, cur, act, value, out):
+    """Add to ``out[r]`` the leaf values of the node-layout trees (``NodeTrees``), tree by tree,
+    for the rows r < ``n_rows`` of ``xt`` (20, rows); ``cur``, ``act`` (uint32) and ``value``
+    (float32) are scratch of >= n_rows elements.
+
+    A walk step is a chain of dependent loads (node -> feature value -> child) and a walk per row
+    mispredicts its end once per tree, which bounds xgboost's own walk. Here all rows of the block
+    walk level by level: a pass moves every active row (``act``, its node in ``cur``) one level
+    down, with no branch, so the steps of different rows overlap; every ``_STEPS`` passes the rows
+    that reached a leaf write its value to ``value`` and leave the active list (a branch-free
+    compaction; a leaf maps to itself, so a row that got there earlier stays put). Each row gets
+    exactly one leaf value per tree, added in tree order.
+    """
+    for t in range(roots.shape[0]):
+        root = roots[t]
+        for j in range(n_rows):
+            cur[j] = root
+            act[j] = j
+        n_act = n_rows
+        while n_act > 0:
+            for _ in range(_STEPS):
+                for j in range(n_act):
+                    cur[j] = _step(xt, act[j], cur[j], ncode, nthreshold, nleft)
+            k = 0
+            for j in range(n_act):
+                n = cur[j]
+                r = act[j]
+                value[r] = nleaf[n]
+                act[k] = r
+                cur[k] = n
+                k += np.int64(nleft[n] != n)
+            n_act = k
+        for r in range(n_rows):
+            out[r] += value[r]
+
+
+@numba.njit(cache=True, nogil=True)
+def _margins(xt, n_rows, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, roots, ncode,
+             nthreshold, nleft, nleaf, cond, node, code, cur, act, value, out):
     """float32 margins of the rows 0..n_rows-1 of ``xt`` (20, rows: features transposed).
 
     Tree by tree, as xgboost adds them. Every split condition of the tree is evaluated for all
     rows, in a contiguous loop over rows per split that the compiler vectorises. Shallow trees
     (``code_leaf`` not empty, depth <= 3) then set bit j of a row's uint8 ``code`` for split j and
     look the leaf value up in the tree's ``code_leaf`` table; deeper trees walk the conditions
-    (``cond``, int8 (inner nodes, rows); ``node``, int64 per row).
+    (``cond``, int8 (inner nodes, rows); ``node``, int64 per row). A forest in node layout
+    (``roots`` not empty: trees deeper than ``Forest.MAX_DEPTH``) is walked by
+    :func:`_walk_margins` instead (scratch ``cur``, ``act``, ``value``).
     """
+    for r in range(n_rows):
+        out[r] = base_margin
+    if roots.shape[0] > 0:
+        _walk_margins(xt, n_rows, roots, ncode, nthreshold, nleft, nleaf, cur, act, value, out)
+        return
     n_inner = feature.shape[1]
     table = code_leaf.shape[1] > 0
     zero = np.uint8(0)
-    for r in range(n_rows):
-        out[r] = base_margin
     for t in range(feature.shape[0]):
         if table:
             for r in range(n_rows):
@@ -80,11 +140,15 @@ def _margins(xt, n_rows, feature, threshold, nan_right, leaf, code_leaf, depth, 
 
 
 @numba.njit(cache=True, nogil=True)
-def predict_rows(x, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, out):
+def predict_rows(x, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, roots, ncode, nthreshold,
+                 nleft, nleaf, out):
     """float32 probabilities of float64 feature rows x (n, 20), as ``Booster.inplace_predict``."""
     block = 256
     xt = np.empty((_NF, block), dtype=np.float32)
     m = np.empty(block, dtype=np.float32)
+    value = np.empty(block, dtype=np.float32)
+    cur = np.empty(block, dtype=np.uint32)
+    act = np.empty(block, dtype=np.uint32)
     cond = np.empty((feature.shape[1], block), dtype=np.int8)
     node = np.empty(block, dtype=np.int64)
     code = np.empty(block, dtype=np.uint8)
@@ -94,8 +158,8 @@ def predict_rows(x, feature, threshold, nan_right, leaf, code_leaf, depth, base_
         for r in range(start, stop):
             for j in range(_NF):
                 xt[j, r - start] = np.float32(x[r, j])
-        _margins(xt, stop - start, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node,
-                 code, m)
+        _margins(xt, stop - start, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, roots,
+                 ncode, nthreshold, nleft, nleaf, cond, node, code, cur, act, value, m)
         for r in range(start, stop):
             out[r] = _sigmoid32(m[r - start])
 
@@ -130,7 +194,7 @@ def _pair_mass(ax, ay, az, ae, i, bx, by, bz, be, j):
 @numba.njit(cache=True, nogil=True)
 def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx, lpy, lpz, le, leta, lphi,
               table, table_offsets, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin,
-              out_index, out_score, out_features):
+              roots, ncode, nthreshold, nleft, nleaf, out_index, out_score, out_features):
     """For each event ``i`` in ``rows``: features of every permutation of its first ``n_used[i]``
     jets (flat jet arrays, event i's jets from ``offsets[i]``), their scores, and the first best
     permutation, written to row ``i`` of the outputs.
@@ -145,6 +209,9 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
     cap = block + _MAX_PERMUTATIONS
     f32t = np.empty((_NF, cap), dtype=np.float32)
     margin = np.empty(cap, dtype=np.float32)
+    value = np.empty(cap, dtype=np.float32)
+    cur = np.empty(cap, dtype=np.uint32)
+    act = np.empty(cap, dtype=np.uint32)
     cond = np.empty((feature.shape[1], cap), dtype=np.int8)
     node = np.empty(cap, dtype=np.int64)
     code = np.empty(cap, dtype=np.uint8)
@@ -199,8 +266,8 @@ def best_rows(rows, n_used, offsets, px, py, pz, e, pt, eta, phi, btag, qgl, lpx
             n_block += n_p
             last += 1
         # 2. the trees, on all rows of the block
-        _margins(f32t, n_block, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, cond, node,
-                 code, margin)
+        _margins(f32t, n_block, feature, threshold, nan_right, leaf, code_leaf, depth, base_margin, roots,
+                 ncode, nthreshold, nleft, nleaf, cond, node, code, cur, act, value, margin)
         # 3. per event: the first best permutation and its float64 features
         for ev in range(first, last):
             i = rows[ev]
@@ -247,7 +314,9 @@ def _warm_up() -> None:
     threshold = np.zeros((1, 1), dtype=np.float32)
     nan_right = np.zeros((1, 1), dtype=np.bool_)
     leaf = np.zeros((1, 2), dtype=np.float32)
-    forest = (feature, threshold, nan_right, leaf, leaf, 1, np.float32(0))
+    nodes = (np.zeros(0, np.uint32), np.zeros(0, np.uint32), np.zeros(0, np.float32), np.zeros(0, np.uint32),
+             np.zeros(0, np.float32))
+    forest = (feature, threshold, nan_right, leaf, leaf, 1, np.float32(0), *nodes)
     predict_rows(np.zeros((1, _NF)), *forest, np.empty(1, dtype=np.float32))
     from .forest import permutation_tables
 

@@ -49,7 +49,9 @@ class BoosterModel:
     With ``compiled=True`` the model is also converted to a :class:`agc_ttbar.ml.forest.Forest`,
     which :class:`AssignmentScorer` uses for its fused best-permutation search; the conversion is
     kept only if it reproduces ``inplace_predict`` bit for bit on probe rows (``forest`` is
-    ``None`` otherwise, e.g. for trees deeper than ``Forest.MAX_DEPTH``).
+    ``None`` otherwise, e.g. for a multi-class model). Trees of any depth qualify: up to
+    ``Forest.MAX_DEPTH`` in the padded layout, deeper (the published AGC BDTs, depth 37 and 41)
+    in the node layout (:class:`agc_ttbar.ml.forest.NodeTrees`).
     """
 
     def __init__(self, booster, nthread: int = 1, compiled: bool = False):
