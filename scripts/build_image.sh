@@ -100,4 +100,9 @@ log "podman build $ref (base $base)"
 podman build --runtime "$RUNTIME" --network none --build-arg "BASE=$base" -v "$wheels:/wheels:ro" \
     -f envs/Containerfile -t "$ref" "$ctx" >&2
 podman tag "$ref" "$IMAGE:latest"
+# Keep the cache to the current build: older wheelhouses and older tags of this image (their
+# layers shared with the new one stay; what only they used is freed).
+find "$CACHE" -maxdepth 1 -name 'wheelhouse-*' ! -path "$wheels" -exec rm -rf {} +
+podman images --format "{{.Repository}}:{{.Tag}}" "$IMAGE" | grep "^$IMAGE:" | grep -vxF -e "$ref" -e "$IMAGE:latest" \
+    | xargs -r podman rmi >/dev/null 2>&1 || true
 echo "$ref"
