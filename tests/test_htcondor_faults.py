@@ -3,9 +3,11 @@ removed or killed while they run; the run still finishes and histograms.root is 
 local run (issue 16, point 3).
 
 The pool, the submit environment and the way Snakemake is started inside the chroot are those of
-tests/test_htcondor.py (its fixtures are imported). While `snakemake --profile profiles/htcondor`
-runs, the test waits for the payload of a per-file job (`python workflow_scripts/process_file.py`,
-found in /proc by its working directory) and then, one fault at a time, on three different jobs:
+tests/test_htcondor.py (its fixtures are imported). The mock files are generated once, by the local
+reference run, and copied into the pool run's folder, so the pool runs the 45 per-file jobs. While
+`snakemake --profile profiles/htcondor` runs, the test waits for the payload of a per-file job
+(`python workflow_scripts/process_file.py`, found in /proc by its working directory) and then, one
+fault at a time, on three different jobs:
 
 1. `condor_vacate_job`: HTCondor evicts the job and, as it stays in the queue, starts it again by
    itself (a second execution of the same cluster); Snakemake only sees it go idle and run again.
@@ -52,13 +54,14 @@ CONFIG = {
     "statistics": {"ranking": False, "asimov": False, "goodness_of_fit": False},
 }
 N_PER_FILE = N_SAMPLES * FILES_PER_SAMPLE
-#: Seconds to wait for the next per-file payload to run (the mock files are generated first).
-PAYLOAD_WAIT_S = 600
+#: Seconds to wait for the next per-file payload to run.
+PAYLOAD_WAIT_S = 300
 #: Seconds the faulted run may take in all.
 RUN_TIMEOUT_S = 1500
 HISTORY_ATTRS = ["ClusterId", "JobBatchName", "Args", "JobStatus", "ExitCode", "ExitBySignal",
-                 "ExitSignal", "NumJobStarts", "JobRunCount", "NumShadowStarts", "NumHolds",
-                 "NumVacates", "RemoveReason", "LastHoldReason", "CompletionDate"]
+                 "ExitSignal", "NumJobStarts", "NumShadowStarts", "NumHolds", "NumSystemHolds",
+                 "LastHoldReason", "LastVacateTime", "RemoveReason", "RemoteWallClockTime",
+                 "CommittedTime"]
 
 
 def _targets() -> list[str]:
@@ -150,30 +153,53 @@ class _Run:
                     f"(faulted so far: {sorted(exclude)}):\n{self.tail()}")
 
 
-def _inject_faults(run: _Run, inner: pathlib.Path) -> list[dict]:
-    """Vacate one running per-file job, remove a second, SIGKILL the payload of a third."""
+def _first_event(host: pathlib.Path, cluster: int, codes: set[str], wait_s: float = 60) -> str | None:
+    """The first of the event codes `codes` (e.g. 004 evicted, 005 terminated, 009 aborted) that
+    the job event log of the executor records for `cluster`, waiting up to wait_s for one."""
+    log = host / ".snakemake" / "htcondor" / "snakemake-rules.log"
+    pattern = re.compile(rf"^(\d{{3}}) \({cluster}\.\d+\.\d+\) ", re.MULTILINE)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        for code in pattern.findall(text):
+            if code in codes:
+                return code
+        time.sleep(0.2)
+    return None
+
+
+def _inject_faults(run: _Run, inner: pathlib.Path, host: pathlib.Path) -> list[dict]:
+    """Vacate one running per-file job, remove a second, SIGKILL the payload of a third.
+
+    A job that ends before its fault lands (the command fails, the event log shows it terminated
+    first, or the payload is gone) is left alone and the next running payload is taken."""
     faults: list[dict] = []
     done: set[str] = set()
     for kind in ("vacate", "remove", "kill"):
-        for _ in range(20):  # a payload that ends before its job is found is skipped
+        for _ in range(20):
             output, pid = run.next_payload(done)
+            done.add(output)  # faulted or finished: never taken again (its retry neither)
             cluster = _cluster_of(inner, output)
             if cluster is None or not pathlib.Path(f"/proc/{pid}").exists():
-                done.add(output)  # it finished meanwhile; never fault it later
                 continue
-            if kind == "vacate":
-                proc = _pool("root", "--", "condor_vacate_job", str(cluster), timeout=60, check=False)
-            elif kind == "remove":
-                proc = _pool("root", "--", "condor_rm", str(cluster), timeout=60, check=False)
+            if kind == "kill":
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
             else:
-                os.kill(pid, signal.SIGKILL)
-                proc = None
-            if proc is not None and proc.returncode != 0:
-                pytest.fail(f"{kind} of cluster {cluster} failed:\n{proc.stdout}\n{proc.stderr}")
+                tool = {"vacate": "condor_vacate_job", "remove": "condor_rm"}[kind]
+                proc = _pool("root", "--", tool, str(cluster), timeout=60, check=False)
+                # 004 evicted (vacate, and the kill of a removed running job), 009 aborted.
+                wanted = {"vacate": "004", "remove": "009"}[kind]
+                first = _first_event(host, cluster, {wanted, "005"})
+                if first != wanted:
+                    print(f"{kind} of cluster {cluster} missed (rc {proc.returncode}, first event "
+                          f"{first}): {proc.stdout.strip()} {proc.stderr.strip()}", flush=True)
+                    continue
             faults.append({"kind": kind, "cluster": cluster, "output": output, "pid": pid,
                            "at": time.strftime("%H:%M:%S")})
             print(f"fault {kind}: cluster {cluster} ({output}, payload pid {pid})", flush=True)
-            done.add(output)
             break
         else:
             pytest.fail(f"could not catch a running {PER_FILE_RULE} job to {kind}:\n{run.tail()}")
@@ -195,6 +221,10 @@ def faulted_run(pool, submit_python, local_run, tmp_path_factory):
     inner = pathlib.Path("/home") / user / "agc-runs" / run_id
     host = root / inner.relative_to("/")
     write_config(copy_workflow(host), CONFIG)
+    # The mock files come from the local run (copied with their times, so Snakemake takes them as
+    # up to date): both runs read the same input bytes, and the pool runs the per-file jobs only,
+    # not 45 more short generation jobs (minutes of a CI run; tests/test_htcondor.py covers them).
+    shutil.copytree(local_run / "results" / "mock", host / "results" / "mock")
     _chown_tree(host.parent, root, user)
     env = dict(pool["env"])
     env["PATH"] = os.pathsep.join([str(pathlib.Path(sys.executable).parent), "/usr/bin", "/bin"])
@@ -208,7 +238,7 @@ def faulted_run(pool, submit_python, local_run, tmp_path_factory):
             stdout=fh, stderr=subprocess.STDOUT, env=env)
     run = _Run(proc, log, run_id)
     try:
-        faults = _inject_faults(run, inner)
+        faults = _inject_faults(run, inner, host)
         proc.wait(timeout=RUN_TIMEOUT_S)
     except BaseException:
         if proc.poll() is None:  # the submitter's own cancel removes its condor jobs
@@ -240,7 +270,10 @@ def _describe(ad: dict) -> str:
     status = {3: "removed", 4: "completed"}.get(ad.get("JobStatus"), f"status {ad.get('JobStatus')}")
     parts = [f"cluster {ad['ClusterId']}", ad.get("JobBatchName", "?"), status,
              f"ExitCode {ad.get('ExitCode')}", f"starts {ad.get('NumJobStarts')}",
-             f"holds {ad.get('NumHolds')}", f"vacates {ad.get('NumVacates')}"]
+             f"holds {_holds(ad)}", f"wall {ad.get('RemoteWallClockTime')} s",
+             f"committed {ad.get('CommittedTime')} s"]
+    if ad.get("LastVacateTime"):
+        parts.append("vacated")
     if ad.get("ExitBySignal"):
         parts.append(f"signal {ad.get('ExitSignal')}")
     if ad.get("RemoveReason"):
@@ -248,8 +281,9 @@ def _describe(ad: dict) -> str:
     return ", ".join(str(p) for p in parts)
 
 
-def _by_cluster(history: list[dict]) -> dict[int, dict]:
-    return {int(ad["ClusterId"]): ad for ad in history}
+def _holds(ad: dict) -> int:
+    """Times the job was held (NumHolds is undefined for a job never held)."""
+    return int(ad.get("NumHolds") or 0)
 
 
 def _clusters_of_output(history: list[dict], output: str) -> list[dict]:
@@ -276,7 +310,7 @@ def test_faulted_run_summary(faulted_run):
     print(f"the other {len(others)} per-file clusters: "
           f"starts {sorted({ad.get('NumJobStarts') for ad in others})}, "
           f"exit codes {sorted({ad.get('ExitCode') for ad in others})}, "
-          f"holds {sorted({ad.get('NumHolds') for ad in others})}")
+          f"holds {sorted({_holds(ad) for ad in others})}")
     retries = faulted_run["log"].count("Trying to restart job")
     print(f"snakemake restarted {retries} job(s) (retries from the profile)")
     # Every per-file job has its output; each removed or killed one ran twice (a second cluster).
@@ -287,7 +321,10 @@ def test_faulted_run_summary(faulted_run):
     assert set(outputs) == {_job_key(p) for p in _partials(faulted_run["host"])}
     assert len(outputs) == N_PER_FILE >= 40, len(outputs)
     assert len(per_file) == N_PER_FILE + 2, [_describe(ad) for ad in per_file]
+    assert "generate_mock_file" not in by_rule, "the mock files copied from the local run were redone"
     assert retries == 2, f"expected 2 Snakemake restarts (remove, kill), saw {retries}"
+    # No fault here holds a job (a hold would be the pool's own doing, e.g. over request_memory).
+    assert not [ad for ad in history if _holds(ad)], [_describe(ad) for ad in history if _holds(ad)]
     for output, ads in outputs.items():
         assert ads[-1].get("JobStatus") == 4 and ads[-1].get("ExitCode") == 0, \
             f"{output}: the last condor job did not succeed: {_describe(ads[-1])}"
@@ -309,6 +346,9 @@ def test_vacated_job_was_restarted_by_htcondor(faulted_run):
     ad = clusters[0]
     assert ad["JobStatus"] == 4 and ad["ExitCode"] == 0, _describe(ad)
     assert ad["NumJobStarts"] >= 2, f"the vacated job did not start again: {_describe(ad)}"
+    # The evicted execution's time is lost (badput): wall clock over both starts, committed only
+    # for the one that finished.
+    assert ad.get("LastVacateTime") and ad["RemoteWallClockTime"] > ad["CommittedTime"], _describe(ad)
 
 
 def test_removed_job_was_retried_by_snakemake(faulted_run):
@@ -318,6 +358,8 @@ def test_removed_job_was_retried_by_snakemake(faulted_run):
     assert removed["ClusterId"] == fault["cluster"]
     assert removed["JobStatus"] == 3, f"not removed: {_describe(removed)}"
     assert "condor_rm" in removed.get("RemoveReason", ""), _describe(removed)
+    # It was running: HTCondor evicted (killed) it, then aborted it; it never started again.
+    assert removed["NumJobStarts"] == 1 and removed.get("LastVacateTime"), _describe(removed)
     assert retry["JobStatus"] == 4 and retry["ExitCode"] == 0, _describe(retry)
 
 
