@@ -38,10 +38,22 @@ def inputs_list():
 
 
 def mock_events(sample):
-    """Entries per file of a sample: the per-sample override, else events_per_file."""
+    """Entries per file of a sample: the per-sample override, else events_per_file; unskimmed
+    files (mock.skim: false) hold mock.unskimmed_events_per_file events each."""
+    if not config["mock"]["skim"]:
+        return config["mock"]["unskimmed_events_per_file"]
     return config["mock"]["events_per_file_overrides"].get(
         sample, config["mock"]["events_per_file"]
     )
+
+
+def mock_mem_mb():
+    """Memory of one mock-generation job: skimmed files sit in memory at once, unskimmed ones are
+    streamed in chunks of 50,000 events (peak RSS measured by benchmarks/scale.py)."""
+    full = config["mock"]["full_layout"]
+    if config["mock"]["skim"]:
+        return 3000 if full else 1200
+    return 3000 if full else 1500
 
 
 def _file_events():
