@@ -33,6 +33,15 @@ def published_model(parity: str) -> str:
     return path("agc", "models", f"model_{parity}.json")
 
 
+def branch_ratios() -> dict[str, float]:
+    """Byte share of every branch in the real AGC NanoAOD files (947 branches, sum 1), from the
+    AGC's ``nanoaod_branch_ratios.json``."""
+    import json
+
+    with open(path("agc", "nanoaod_branch_ratios.json")) as f:
+        return json.load(f)
+
+
 def checksums() -> dict[str, str]:
     """``{relative path: sha256}`` as listed in data/SHA256SUMS."""
     out = {}

@@ -38,10 +38,23 @@ def inputs_list():
 
 
 def mock_events(sample):
-    """Entries per file of a sample: the per-sample override, else events_per_file."""
+    """Entries per file of a sample: the per-sample override, else events_per_file; unskimmed
+    files (mock.skim: false) hold mock.unskimmed_events_per_file events each."""
+    if not config["mock"]["skim"]:
+        return config["mock"]["unskimmed_events_per_file"]
     return config["mock"]["events_per_file_overrides"].get(
         sample, config["mock"]["events_per_file"]
     )
+
+
+def mock_mem_mb():
+    """Memory of one mock-generation job: skimmed files sit in memory at once; unskimmed ones are
+    streamed in chunks of 50,000 events, whatever their size (benchmarks/scale.py: peak RSS
+    1.1 GB core layout, 200k events; 1.3 GB full layout, 1M events)."""
+    full = config["mock"]["full_layout"]
+    if config["mock"]["skim"]:
+        return 3000 if full else 1200
+    return 3000 if full else 2500
 
 
 def _file_events():

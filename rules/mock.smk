@@ -11,7 +11,7 @@ rule generate_mock_file:
         layout.benchmark(R, "generate_mock_file", "{sample}_{index}")
     threads: 1
     resources:
-        mem_mb=3000 if config["mock"]["full_layout"] else 1200,
+        mem_mb=mock_mem_mb(),
         runtime=15,
     params:
         events=lambda wildcards: mock_events(wildcards.sample),
@@ -20,10 +20,12 @@ rule generate_mock_file:
         muon=config["mock"]["muon_tight_fraction"],
         full="--full-layout" if config["mock"]["full_layout"] else "",
         fmt=config["mock"]["format"],
+        skim="" if config["mock"]["skim"] else "--unskimmed",
     shell:
         "python workflow_scripts/generate_mock.py --sample {wildcards.sample} --index {wildcards.index} "
         "--events {params.events} --seed {params.seed} --compression {params.compression} "
-        "--muon-tight-fraction {params.muon} {params.full} --format {params.fmt} --output {output} "
+        "--muon-tight-fraction {params.muon} {params.full} {params.skim} --format {params.fmt} "
+        "--output {output} "
         "> {log} 2>&1"
 
 

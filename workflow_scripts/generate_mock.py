@@ -4,8 +4,8 @@ import argparse
 import os
 import sys
 
-from agc_ttbar.mock.generator import MockConfigError, generate_events, sample_code
-from agc_ttbar.mock.writer import FORMATS, parse_compression, write_file
+from agc_ttbar.mock.generator import MockConfigError, generate_events, sample_code, unskimmed_chunks
+from agc_ttbar.mock.writer import FORMATS, parse_compression, write_file, write_unskimmed_file
 from agc_ttbar.samples import SAMPLES, sample_key
 
 
@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     p.add_argument("--format", default="ttree", choices=FORMATS,
                    help="write Events/Runs as TTrees or as RNTuples (config key mock.format)")
     p.add_argument("--full-layout", action="store_true", help="also write the other ~900 real NanoAOD branches")
+    p.add_argument("--unskimmed", action="store_true",
+                   help="write every generated event, no generator-level filter (config mock.skim: false); "
+                        "--events is then the number of generated events")
     args = p.parse_args(argv)
 
     if args.sample not in known:
@@ -32,6 +35,8 @@ def main(argv=None) -> int:
         print(f"ERROR: --events, --index and --seed must be >= 0 (got {args.events}, {args.index}, {args.seed})",
               file=sys.stderr)
         return 2
+    if args.unskimmed:
+        return _unskimmed(args)
     try:
         parse_compression(args.compression)
         gen = generate_events(args.sample, args.index, args.events, args.seed, args.muon_tight_fraction)
@@ -53,6 +58,32 @@ def main(argv=None) -> int:
           f"{gen.n_kept / max(gen.seconds, 1e-9):,.0f} written events/s), writing {t_write:.2f} s, "
           f"total {gen.n_kept / max(total, 1e-9):,.0f} events/s; {size / 1e6:.2f} MB "
           f"({size / max(gen.n_kept, 1):.0f} bytes/event, {args.compression}, {args.format})")
+    return 0
+
+
+def _unskimmed(args) -> int:
+    import time
+
+    if args.events < 1:
+        print(f"ERROR: an unskimmed file needs --events >= 1 (config mock.unskimmed_events_per_file), "
+              f"got {args.events}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        parse_compression(args.compression)
+        chunks = unskimmed_chunks(args.sample, args.index, args.events, args.seed, args.muon_tight_fraction)
+        stats = write_unskimmed_file(args.output, chunks, args.compression, args.full_layout,
+                                     seed_seq=[args.seed, sample_code(args.sample), args.index, 2], fmt=args.format)
+    except (MockConfigError, ValueError) as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 2
+    total = time.perf_counter() - t0
+    size = os.path.getsize(args.output)
+    n = stats["events"]
+    print(f"{args.sample} file {args.index:05d}: {n} events generated and written (unskimmed, nevts = entries)")
+    print(f"generation {stats['generate_s']:.2f} s, writing {stats['write_s']:.2f} s, total {total:.2f} s "
+          f"({n / max(total, 1e-9):,.0f} events/s); {size / 1e6:.2f} MB ({size / n:.0f} bytes/event, "
+          f"{args.compression}, {args.format}{', full layout' if args.full_layout else ''})")
     return 0
 
 

@@ -9,6 +9,10 @@ stream) of the last kept event. Positions come from geometric gaps with the clas
 
 Each (sample, file index) has its own random stream: ``numpy.random.SeedSequence`` of the master
 seed, a stable code of the sample name and the file index.
+
+``unskimmed_chunks`` (``mock.skim: false``) draws every event of the sample instead, without class
+or filter, in chunks that the writer streams to disk: files of real size (>= 1M events) with the
+real selection efficiencies.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import awkward as ak
 import numpy as np
@@ -23,7 +28,7 @@ import numpy as np
 from ..samples import split_sample_key
 from ..selection import btag_mask, electron_mask, muon_mask
 from . import detector
-from .processes import GENERATORS, sample_model
+from .processes import GENERATORS, inclusive_model, sample_model
 from .schema import round_mantissa
 
 #: Event numbers of file ``index`` start at index * EVENT_STRIDE + 1, so they are unique per sample.
@@ -179,9 +184,29 @@ def _apply_precision(b: dict) -> dict:
     return b
 
 
-def generate_events(sample: str, index: int, n_events: int, seed: int, muon_tight_fraction: float = 0.0,
-                    chunk_size: int = 50_000, max_class_events: int = 200_000_000) -> GeneratedFile:
-    """Generate the kept events of file ``index`` of ``sample`` (fileset key ``process__variation``)."""
+def _event_rng(seed: int, sample: str, index: int) -> np.random.Generator:
+    """Random stream of the event-level branches (weights, pile-up) of one file."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), sample_code(sample), int(index), 1]))
+
+
+def _add_event_branches(b: dict, pos: np.ndarray, index: int, erng, neg_weight_fraction: float) -> dict:
+    """Event identity, genWeight and pile-up branches of the events at stream positions ``pos``
+    (1-based, int64, shape (n,)); float branches rounded to their NanoAOD precision."""
+    n = len(pos)
+    event = np.uint64(index) * np.uint64(EVENT_STRIDE) + pos.astype(np.uint64)
+    b["event"] = event
+    b["run"] = np.ones(n, dtype=np.uint32)
+    b["luminosityBlock"] = ((event - np.uint64(1)) // np.uint64(EVENTS_PER_LUMI) + np.uint64(1)).astype(np.uint32)
+    neg = erng.uniform(size=n) < neg_weight_fraction
+    b["genWeight"] = np.where(neg, -1.0, 1.0).astype(np.float32)
+    b["PV_npvs"] = (erng.poisson(12.0, n) + 1).astype(np.int32)
+    b["Pileup_nTrueInt"] = np.clip(erng.normal(13.0, 4.0, n), 0.5, None).astype(np.float32)
+    if n:
+        b = _apply_precision(b)
+    return b
+
+
+def _resolve_model(sample: str, n_events: int, index: int, muon_tight_fraction: float):
     if n_events < 0:
         raise MockConfigError(f"number of events per file must be >= 0, got {n_events}")
     if index < 0:
@@ -193,6 +218,55 @@ def generate_events(sample: str, index: int, n_events: int, seed: int, muon_tigh
         model = sample_model(process, variation, with_muons=muon_tight_fraction > 0)
     except (KeyError, ValueError) as err:
         raise MockConfigError(f"unknown sample {sample!r}: {err.args[0]}") from None
+    return process, model
+
+
+#: Events simulated per chunk of an unskimmed file: bounds the generator's memory (~1 GB with the
+#: full layout) and fixes the random streams (a file depends on it; do not change it lightly).
+UNSKIMMED_CHUNK = 50_000
+
+
+def unskimmed_chunks(sample: str, index: int, n_events: int, seed: int, muon_tight_fraction: float = 0.0,
+                     chunk_size: int = UNSKIMMED_CHUNK) -> Iterator[GeneratedFile]:
+    """Every event of file ``index`` of ``sample``, unskimmed (``mock.skim: false``), chunk by chunk.
+
+    No generation class and no filter: every ttbar decay mode, single top with any W decay,
+    W(-> l nu) + 0..9 partons; all events are simulated and written, so the selection efficiency is
+    the sample's real one (about 1% of ttbar events in 4j1b, 2% in 4j2b). Each yielded
+    :class:`GeneratedFile` holds ``chunk_size`` consecutive events (the last one fewer) with
+    ``nevts == n_kept`` (its own events); event numbers are ``index * EVENT_STRIDE + 1 ..``, so a
+    file is the first ``n_events`` events of the sample's stream. The random streams are
+    :func:`rng_for` and the event-branch stream, drawn chunk after chunk: deterministic for a
+    given ``chunk_size``.
+    """
+    process, model = _resolve_model(sample, n_events, index, muon_tight_fraction)
+    if n_events >= EVENT_STRIDE:
+        raise MockConfigError(f"{sample}: {n_events} events exceed the event-number stride {EVENT_STRIDE}")
+    if chunk_size < 1:
+        raise MockConfigError(f"chunk size must be >= 1, got {chunk_size}")
+    model = inclusive_model(model)
+    rng = rng_for(seed, sample, index)
+    erng = _event_rng(seed, sample, index)
+    generate = GENERATORS[process]
+    for start in range(0, n_events, chunk_size):
+        t0 = time.perf_counter()
+        m = min(chunk_size, n_events - start)
+        truth = generate(rng, m, model)
+        leps, _ = detector.reconstruct_leptons(rng, truth, muon_tight_fraction)
+        leps = detector.identify_leptons(rng, truth, leps, muon_tight_fraction)
+        reco = detector.simulate(rng, truth, leps, model.detector, muon_tight_fraction)
+        b = build_branches(truth.gen.build(), reco, np.ones(m, dtype=bool), rng)
+        pos = np.arange(start + 1, start + m + 1, dtype=np.int64)
+        b = _add_event_branches(b, pos, index, erng, model.neg_weight_fraction)
+        gw = b["genWeight"].astype(np.float64)
+        yield GeneratedFile(branches=b, nevts=m, n_class=m, n_kept=m, seconds=time.perf_counter() - t0,
+                            sum_genweight=float(gw.sum()), sum_genweight2=float((gw * gw).sum()))
+
+
+def generate_events(sample: str, index: int, n_events: int, seed: int, muon_tight_fraction: float = 0.0,
+                    chunk_size: int = 50_000, max_class_events: int = 200_000_000) -> GeneratedFile:
+    """Generate the kept events of file ``index`` of ``sample`` (fileset key ``process__variation``)."""
+    process, model = _resolve_model(sample, n_events, index, muon_tight_fraction)
     t0 = time.perf_counter()
     rng = rng_for(seed, sample, index)
     p_class = model.class_probability()
@@ -240,17 +314,8 @@ def generate_events(sample: str, index: int, n_events: int, seed: int, muon_tigh
     if nevts >= EVENT_STRIDE:
         raise MockConfigError(f"{sample}: {nevts} pre-filter events exceed the event-number stride "
                               f"{EVENT_STRIDE} of a file; write fewer events per file")
-    erng = np.random.default_rng(np.random.SeedSequence([int(seed), sample_code(sample), int(index), 1]))
-    event = np.uint64(index) * np.uint64(EVENT_STRIDE) + pos.astype(np.uint64)
-    b["event"] = event
-    b["run"] = np.ones(n, dtype=np.uint32)
-    b["luminosityBlock"] = ((event - np.uint64(1)) // np.uint64(EVENTS_PER_LUMI) + np.uint64(1)).astype(np.uint32)
-    neg = erng.uniform(size=n) < model.neg_weight_fraction
-    b["genWeight"] = np.where(neg, -1.0, 1.0).astype(np.float32)
-    b["PV_npvs"] = (erng.poisson(12.0, n) + 1).astype(np.int32)
-    b["Pileup_nTrueInt"] = np.clip(erng.normal(13.0, 4.0, n), 0.5, None).astype(np.float32)
-    if n:
-        b = _apply_precision(b)
+    erng = _event_rng(seed, sample, index)
+    b = _add_event_branches(b, pos, index, erng, model.neg_weight_fraction)
     gw = b["genWeight"].astype(np.float64)
     # the pre-filter events have the same weight mix as the kept ones
     scale = nevts / n if n else 0.0

@@ -5,6 +5,10 @@ Each ``generate_*`` function draws a chunk of events *inside the generation clas
 returns a :class:`~agc_ttbar.mock.truth.Truth`. The class probability is known analytically
 (:meth:`ProcessModel.class_probability`); the generator folds it into the pre-filter event count,
 as a generator-level filter efficiency is folded into a real sample's ``nevts``.
+
+:func:`inclusive_model` turns the class off (``ProcessModel.inclusive``): every decay mode (ttbar
+all-hadronic, taus to hadrons, muon channels), W+jets from 0 partons on. The unskimmed files of
+``mock.skim: false`` are drawn from it; inside the class the distributions are the same.
 """
 
 from __future__ import annotations
@@ -56,10 +60,15 @@ class ProcessModel:
     wjets_eta_width: float = 1.5   # W+jets: rapidity spread of the partons
     neg_weight_fraction: float = 0.0  # aMC@NLO samples have negative genWeight events
     with_muons: bool = True        # False: muons can never be tight, so muon channels are not generated
+    #: True: no generation class (every decay mode, W+jets from 0 partons): the unskimmed files of
+    #: ``mock.skim: false``. The default False draws inside the class (skimmed files).
+    inclusive: bool = False
     detector: DetectorModel = field(default_factory=DetectorModel)
 
     def class_probability(self) -> float:
         """Probability of the generation class among all events of the sample."""
+        if self.inclusive:
+            return 1.0
         isr = kin.poisson_tail(self.isr_mean, self.isr_min) if self.isr_min > 0 else 1.0
         if self.process == "ttbar" or self.process == "single_top_tW":
             return lepton_class_probability(2, self.with_muons) * isr
@@ -76,7 +85,7 @@ class ProcessModel:
 def generate_ttbar(rng, n, model: ProcessModel) -> Truth:
     truth = Truth(n)
     c_in0, _ = add_beams(truth, rng, "gg_or_qq")
-    ch = sample_w_channels(rng, n, 2, True, model.with_muons)
+    ch = sample_w_channels(rng, n, 2, not model.inclusive, model.with_muons)
     m1 = kin.breit_wigner(rng, n, M_TOP, W_TOP)
     m2 = kin.breit_wigner(rng, n, M_TOP, W_TOP)
     m_tt = m1 + m2 + rng.gamma(model.mass_shape, model.mass_scale, n)
@@ -95,7 +104,7 @@ def generate_single_top_t(rng, n, model: ProcessModel) -> Truth:
     truth = Truth(n)
     c_q, c_g = add_beams(truth, rng, "qg")
     charge = np.where(rng.uniform(size=n) < 0.62, 1, -1)  # top : antitop = 136 : 81 pb
-    ch = sample_w_channels(rng, n, 1, True, model.with_muons)[:, 0]
+    ch = sample_w_channels(rng, n, 1, not model.inclusive, model.with_muons)[:, 0]
     m_t = kin.breit_wigner(rng, n, M_TOP, W_TOP)
     rx_ry = _pending_radiation(rng, n, model)
     top_pt = rng.gamma(2.0, 32.0, n)
@@ -126,7 +135,7 @@ def generate_single_top_s(rng, n, model: ProcessModel) -> Truth:
     truth = Truth(n)
     c_q, _ = add_beams(truth, rng, "qqbar")
     charge = np.where(rng.uniform(size=n) < 0.615, 1, -1)  # 2.03 : 1.27 pb
-    ch = sample_w_channels(rng, n, 1, True, model.with_muons)[:, 0]
+    ch = sample_w_channels(rng, n, 1, not model.inclusive, model.with_muons)[:, 0]
     m_t = kin.breit_wigner(rng, n, M_TOP, W_TOP)
     m_sys = m_t + M_B + rng.gamma(model.mass_shape, model.mass_scale, n)
     rx_ry = _pending_radiation(rng, n, model)
@@ -146,7 +155,7 @@ def generate_single_top_tw(rng, n, model: ProcessModel) -> Truth:
     truth = Truth(n)
     c_g, c_b = add_beams(truth, rng, "gb")
     charge = np.where(rng.uniform(size=n) < 0.5, 1, -1)
-    ch = sample_w_channels(rng, n, 2, True, model.with_muons)
+    ch = sample_w_channels(rng, n, 2, not model.inclusive, model.with_muons)
     m_t = kin.breit_wigner(rng, n, M_TOP, W_TOP)
     m_w = kin.breit_wigner(rng, n, M_W, W_W, n_widths=10)
     m_sys = m_t + m_w + rng.gamma(model.mass_shape, model.mass_scale, n)
@@ -178,7 +187,7 @@ def generate_wjets(rng, n, model: ProcessModel) -> Truth:
     p = W_BR[:5] / W_BR[:5].sum()
     usable = usable_channels(model.with_muons)[:5]
     ch = rng.choice(5, size=n, p=p)
-    bad = ~usable[ch]
+    bad = ~usable[ch] & (not model.inclusive)
     while bad.any():
         ch[bad] = rng.choice(5, size=int(bad.sum()), p=p)
         bad = ~usable[ch]
@@ -211,7 +220,8 @@ def generate_wjets(rng, n, model: ProcessModel) -> Truth:
     w = system_p4(rng, n, rx, ry, m_w, 1.9)
     # leading two partons are the matrix-element ones, stored as GenPart
     for j in range(2):
-        truth.gen.add(pdg[:, j], c_q, HARD_OUT | (1 << 13), 23, pt[:, j], eta[:, j], phi[:, j], 0.0)
+        truth.gen.add(pdg[:, j], c_q, HARD_OUT | (1 << 13), 23, pt[:, j], eta[:, j], phi[:, j], 0.0,
+                      present=present[:, j] if model.inclusive else True)
     for sign in (1, -1):
         _w_decay_masked(truth, rng, w, m_w, ch, sign, c_q, model, charge == sign)
     return truth
@@ -294,6 +304,11 @@ GENERATORS = {
     "single_top_tW": generate_single_top_tw,
     "wjets": generate_wjets,
 }
+
+
+def inclusive_model(model: ProcessModel) -> ProcessModel:
+    """The same sample without generation class: every event of the sample (``mock.skim: false``)."""
+    return dataclasses.replace(model, inclusive=True, isr_min=0, wjets_min=0)
 
 
 def sample_model(process: str, variation: str, with_muons: bool = True) -> ProcessModel:
