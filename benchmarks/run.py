@@ -675,6 +675,12 @@ def main(argv=None) -> int:
                k: {"description": d, "cmp": c, "threshold": t} for k, (d, c, t) in TARGETS.items()},
            "errors": {}}
 
+    def save_partial() -> None:
+        """The figures so far, after every section: an interrupted run keeps what it measured."""
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+        with open(args.output + ".partial", "w") as f:
+            json.dump(res, f, indent=1, default=str)
+
     def attempt(name, fn):
         try:
             return fn()
@@ -682,6 +688,8 @@ def main(argv=None) -> int:
             res["errors"][name] = f"{type(err).__name__}: {str(err)[-2000:]}"
             log(f"section {name} FAILED: {res['errors'][name]}")
             return None
+        finally:
+            save_partial()
 
     e2e = None
     if "e2e" in sections:
@@ -694,7 +702,7 @@ def main(argv=None) -> int:
     if "pipeline" in sections:
         from workflow import pipeline
 
-        order = (1, 2) if args.quick else (1, 2, 2, 1, 1, 2)
+        order = (1, 2) if args.quick else (1, 2, 2, 1) if repeats == 1 else (1, 2, 2, 1, 1, 2)
         log(f"pipeline to histograms.root, no ML, --cores {', '.join(map(str, order))} ...")
         r = attempt("pipeline", lambda: pipeline(bench_dir, overrides, mock_from=e2e_paths(e2e, bench_dir)[1],
                                                  cores_order=order, log=log))
@@ -733,7 +741,7 @@ def main(argv=None) -> int:
             from agc_ttbar import layout
 
             published = ("published", layout.ml_models(bench_dir, cfg, "published"))
-            ml_reps = 1 if args.quick else 2
+            ml_reps = 1 if args.quick or repeats == 1 else 2
             log(f"marginal rates on {events:,} and {MARGINAL_FACTOR * events:,} events ({repeats} rounds; ML "
                 f"{ml_reps}) ...")
             return marginal({"small": small, "big": big}, chunksize, repeats, own, published, ml_reps)
@@ -815,6 +823,8 @@ def main(argv=None) -> int:
     print()
     print_table(res)
     print(f"\nwrote {out} and {md}")
+    if os.path.exists(out + ".partial"):
+        os.remove(out + ".partial")
     shutil.rmtree(os.path.join(bench_dir, "scratch"), ignore_errors=True)
     return 1 if res["errors"] else 0
 
