@@ -8,7 +8,7 @@ SNAKEMAKE_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: analysis test venv dryrun rulegraph clean bench report image
+.PHONY: analysis test venv dryrun rulegraph clean bench bench-quick report image
 
 $(STAMP): envs/requirements.txt envs/requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,14 @@ rulegraph: $(STAMP)
 report: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/run_snakemake.py --cores $(CORES) --report results/report.html $(SNAKEMAKE_ARGS)
 
+# Speed figures (marginal rates, fixed costs, pipeline and `make analysis` wall times; ~10-15 min on
+# 2 cores): the side-by-side table of issue 15, then the details. BENCH_ARGS: e.g. --sections marginal.
+# bench-quick: the headline rows without the end-to-end run (pipeline, marginal rates; one round).
 bench: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py --sections pipeline,marginal --repeats 1 $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake

@@ -12,12 +12,19 @@ Modes, all on the same file and the same branches in the same chunks:
   trees: its share is the feature-building share), and the numpy features + ``model.predict`` path
   (its own feature / model split). Best of ``--ml-repeats`` runs each.
 
-The rate is events per CPU second of the measured section (``time.process_time``: all threads of
-this process), which is the AGC's "event rate per worker". Interpreter start-up, imports and model
-loading are outside the section and reported separately (``setup_cpu_s``); the parent adds the
-whole-process figures from ``wait4``.
+The measured section is timed in CPU seconds (``time.process_time``: all threads of this process).
+Interpreter start-up, imports and model loading are outside it and reported separately
+(``setup_cpu_s``); the parent adds the whole-process figures from ``wait4``. With ``--warmup`` the
+work is first done once, untimed, on the first file (first-chunk set-up: lazy imports, first calls,
+compiled kernels), so the section is the steady state (the marginal cost of more events). Several
+``--file`` (with as many ``--sample`` and ``--nevts``) are measured one after the other in the same
+section (the ``dataset`` figures of ``run.py``).
+
+A rate is only quoted by ``run.py`` as a marginal (steady-state) rate: from ``--warmup`` sections,
+or from the difference of two files of N and 10N events (whole processes, start-up cancels).
 
     python benchmarks/perfile.py --mode job --file F.root --sample ttbar__nominal --nevts 28000
+    python benchmarks/perfile.py --mode read --warmup --file A.root B.root --sample s1 s2 --nevts 10 20
 """
 
 from __future__ import annotations
@@ -127,75 +134,109 @@ def ml_split(path: str, kind: str, models: list[str], repeats: int) -> dict:
     return out
 
 
+def _job_once(path: str, sample: str, nevts: int | None, chunksize: int, tree_name: str, scorer,
+              output: str | None) -> dict:
+    """The per-file job's core on one file (and its partial histogram file, as the rule writes it)."""
+    import uproot
+
+    from agc_ttbar.processing import SampleInfo, process_file
+    from agc_ttbar.samples import split_sample_key, xsec_weight
+
+    with uproot.open(path) as f:
+        n = f[tree_name].num_entries
+    nevts = nevts or n
+    info = SampleInfo.from_key(sample, xsec_weight(split_sample_key(sample)[0], nevts), nevts)
+    hists, meta = process_file(path, info, tree_name=tree_name, chunksize=chunksize, scorer=scorer,
+                               log=lambda msg: None)
+    if output:
+        hists.save(output, meta)
+    return meta
+
+
+def _coffea_once(path: str, sample: str, nevts: int | None, chunksize: int, tree_name: str) -> int:
+    """The coffea baseline on one file; returns the events it saw."""
+    import uproot
+    from coffea_baseline import run_baseline
+
+    with uproot.open(path) as f:
+        n = f[tree_name].num_entries
+    out = run_baseline(path, sample, nevts or n, chunksize, tree_name)
+    return sum(out["nevents"].values())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", required=True, choices=["read", "job", "coffea", "ml_split"])
-    p.add_argument("--file", required=True)
-    p.add_argument("--sample", required=True, help="fileset key the file is processed as")
-    p.add_argument("--nevts", type=int, default=None, help="sample nevts for the weight (default: entries)")
+    p.add_argument("--file", required=True, nargs="+", help="input file(s), measured in order")
+    p.add_argument("--sample", required=True, nargs="+",
+                   help="fileset key each file is processed as (one, or one per --file)")
+    p.add_argument("--nevts", type=int, nargs="*", default=None,
+                   help="sample nevts for the weight (default: entries), one or one per --file")
     p.add_argument("--chunksize", type=int, default=200_000)
     p.add_argument("--tree-name", default="Events")
     p.add_argument("--ml-kind", default=None)
     p.add_argument("--ml-models", nargs="*", default=[])
-    p.add_argument("--output", default=None, help="job mode: partial histogram file to write")
+    p.add_argument("--output", default=None, help="job mode: partial histogram file to write (one file)")
     p.add_argument("--ml-repeats", type=int, default=3, help="ml_split mode: runs of each variant")
+    p.add_argument("--warmup", action="store_true",
+                   help="do the work once untimed on the first file first: steady-state section")
     args = p.parse_args(argv)
 
+    files = args.file
+    samples = args.sample * len(files) if len(args.sample) == 1 else args.sample
+    nevts = args.nevts or [None]
+    nevts = nevts * len(files) if len(nevts) == 1 else nevts
+    if len(samples) != len(files) or len(nevts) != len(files):
+        p.error("--sample and --nevts take one value or one per --file")
+
     from agc_ttbar.processing import branches_needed
-    from agc_ttbar.samples import split_sample_key, xsec_weight
+    from agc_ttbar.samples import split_sample_key
 
-    process, variation = split_sample_key(args.sample)
     with_ml = bool(args.ml_kind)
-    branches = branches_needed(variation, with_ml)
-    result = {"mode": args.mode, "file": args.file, "sample": args.sample, "ml": with_ml,
-              "chunksize": args.chunksize}
+    result = {"mode": args.mode, "file": files[0] if len(files) == 1 else files, "sample": samples[0],
+              "ml": with_ml, "chunksize": args.chunksize, "warmup": args.warmup, "n_files": len(files)}
 
-    if args.mode == "read":
+    if args.mode == "ml_split":
         setup = time.process_time() - _T0_CPU
-        r = read_rate(args.file, branches, args.chunksize, args.tree_name)
-        result.update(r)
-        result.update(bytes_read(args.file, branches, args.tree_name))
-    elif args.mode == "job":
-        from agc_ttbar.processing import SampleInfo, process_file
-
+        result.update(ml_split(files[0], args.ml_kind, args.ml_models, args.ml_repeats))
+    else:
         scorer = None
-        if with_ml:
+        if args.mode == "job" and with_ml:
             from agc_ttbar.ml.inference import AssignmentScorer
 
             scorer = AssignmentScorer.from_config(args.ml_kind, args.ml_models, max_n_jets=6, nthread=1)
-        import uproot
+        if args.mode == "coffea":
+            import coffea_baseline  # noqa: F401  (imports outside the section)
 
-        with uproot.open(args.file) as f:
-            n = f[args.tree_name].num_entries
-        nevts = args.nevts or n
-        info = SampleInfo.from_key(args.sample, xsec_weight(process, nevts), nevts)
+            coffea_baseline._import_coffea()
+
+        def once(k: int, output: str | None = None) -> dict:
+            branches = branches_needed(split_sample_key(samples[k])[1], with_ml)
+            if args.mode == "read":
+                return read_rate(files[k], branches, args.chunksize, args.tree_name)
+            if args.mode == "job":
+                meta = _job_once(files[k], samples[k], nevts[k], args.chunksize, args.tree_name, scorer, output)
+                return {"entries": meta["entries"], "in_job_read_s": meta["timing"]["read_s"],
+                        "cutflow": meta["cutflow"]["steps"]}
+            return {"entries": _coffea_once(files[k], samples[k], nevts[k], args.chunksize, args.tree_name)}
+
+        if args.warmup:
+            once(0)
+            if scorer is not None:
+                scorer.stats = type(scorer.stats)()
         setup = time.process_time() - _T0_CPU
         c0, w0 = time.process_time(), time.perf_counter()
-        hists, meta = process_file(args.file, info, tree_name=args.tree_name, chunksize=args.chunksize,
-                                   scorer=scorer, log=lambda msg: None)
-        if args.output:
-            hists.save(args.output, meta)
-        result.update({"entries": meta["entries"], "cpu_s": time.process_time() - c0,
-                       "wall_s": time.perf_counter() - w0, "in_job_read_s": meta["timing"]["read_s"],
-                       "cutflow": meta["cutflow"]["steps"]})
-        if scorer is not None:
-            st = scorer.stats.as_dict()
-            result["ml_stats"] = st
-    elif args.mode == "ml_split":
-        setup = time.process_time() - _T0_CPU
-        result.update(ml_split(args.file, args.ml_kind, args.ml_models, args.ml_repeats))
-    else:
-        from coffea_baseline import run_baseline
-
-        import uproot
-
-        with uproot.open(args.file) as f:
-            n = f[args.tree_name].num_entries
-        setup = time.process_time() - _T0_CPU
-        c0, w0 = time.process_time(), time.perf_counter()
-        out = run_baseline(args.file, args.sample, args.nevts or n, args.chunksize, args.tree_name)
-        result.update({"entries": n, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0,
-                       "coffea_nevents": sum(out["nevents"].values())})
+        parts = [once(k, args.output if len(files) == 1 else None) for k in range(len(files))]
+        result.update({"entries": sum(r["entries"] for r in parts), "cpu_s": time.process_time() - c0,
+                       "wall_s": time.perf_counter() - w0})
+        if args.mode == "job":
+            result["in_job_read_s"] = sum(r["in_job_read_s"] for r in parts)
+            result["cutflow"] = parts[0]["cutflow"]
+            if scorer is not None:
+                result["ml_stats"] = scorer.stats.as_dict()
+        if args.mode == "read":
+            result.update(bytes_read(files[0], branches_needed(split_sample_key(samples[0])[1], with_ml),
+                                     args.tree_name))
     result["setup_cpu_s"] = setup
     result["rate_per_core"] = result["entries"] / result["cpu_s"] if result["cpu_s"] > 0 else None
     result["peak_rss_mb"] = _rss_mb()

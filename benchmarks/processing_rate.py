@@ -4,13 +4,15 @@ peak memory against file size.
 For each input file it measures, alternating A/B over ``--repeat`` rounds:
 
 - **raw read**: ``uproot`` reading the same branches the job reads, in the same chunks, nothing
-  else (events per CPU second of this process);
-- **job**: ``workflow_scripts/process_file.py`` without ML in a fresh process (events per CPU
-  second of the child, user + system, imports included; the in-job rate without start-up is
-  printed as well) and the child's peak RSS (``wait4`` ``ru_maxrss``).
+  else (CPU seconds of this process);
+- **job**: ``workflow_scripts/process_file.py`` without ML in a fresh process (CPU seconds of the
+  child, user + system, start-up included) and the child's peak RSS (``wait4`` ``ru_maxrss``).
 
-Without ``--files`` it writes synthetic NanoAOD-like files (``tests/synthetic_nanoaod.py``) of
-``--events`` and 4x ``--events`` entries, so that the RSS growth with file size is shown too.
+Rates are marginal only (issue 15): between the smallest and the largest file, extra events /
+extra CPU seconds (the start-up and the per-file set-up cancel); the fixed per-file cost (CPU of
+the smallest file minus its events at the marginal rate) is printed beside. Without ``--files`` it
+writes synthetic NanoAOD-like files (``tests/synthetic_nanoaod.py``) of ``--events`` and 4x
+``--events`` entries, so that the RSS growth with file size is shown too.
 
     python benchmarks/processing_rate.py                       # synthetic 250k and 1M events
     python benchmarks/processing_rate.py --files a.root b.root --sample ttbar__nominal
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,8 +77,8 @@ def run_job(path: str, sample: str, chunksize: int, workdir: str) -> dict:
 
     _, meta = HistogramSet.load(out)
     cpu = usage.ru_utime + usage.ru_stime
-    return {"entries": n, "cpu_s": cpu, "wall_s": wall, "rate_per_core": n / cpu,
-            "in_job_rate": meta["timing"]["events_per_cpu_s"], "in_job_read_s": meta["timing"]["read_s"],
+    return {"entries": n, "cpu_s": cpu, "wall_s": wall,
+            "in_job_read_s": meta["timing"]["read_s"],
             "peak_rss_mb": usage.ru_maxrss / 1024.0}
 
 
@@ -106,21 +109,38 @@ def main(argv=None) -> int:
             reads, jobs = [], []
             for _ in range(args.repeat):          # alternate A/B: other jobs may share the machine
                 n, cpu = raw_read(path, branches, args.chunksize)
-                reads.append(n / cpu)
+                reads.append(cpu)
                 jobs.append(run_job(path, args.sample, args.chunksize, tmp))
-            best_read = max(reads)
-            best_job = max(jobs, key=lambda j: j["rate_per_core"])
-            r = {"file": path, "entries": best_job["entries"], "raw_read_rate": best_read,
-                 "job_rate_per_core": best_job["rate_per_core"],
-                 "job_in_job_rate": max(j["in_job_rate"] for j in jobs),
-                 "ratio": best_job["rate_per_core"] / best_read,
+            r = {"file": path, "entries": jobs[0]["entries"], "read_cpu_s": statistics.median(reads),
+                 "job_cpu_s": statistics.median(j["cpu_s"] for j in jobs),
+                 "job_wall_s": statistics.median(j["wall_s"] for j in jobs),
                  "peak_rss_mb": min(j["peak_rss_mb"] for j in jobs)}
             results.append(r)
-            print(f"{os.path.basename(path)}: {r['entries']} events; raw read {best_read:,.0f} ev/s/core; "
-                  f"job {r['job_rate_per_core']:,.0f} ev/s/core incl. start-up "
-                  f"({r['job_in_job_rate']:,.0f} ev/s/core in the event loop); "
-                  f"job/read = {100 * r['ratio']:.0f}%; peak RSS {r['peak_rss_mb']:.0f} MB")
-        if len(results) >= 2 and not args.files:
+            print(f"{os.path.basename(path)}: {r['entries']} events; raw read {r['read_cpu_s']:.2f} s CPU; "
+                  f"job process {r['job_cpu_s']:.2f} s CPU, {r['job_wall_s']:.2f} s wall; "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
+        results.sort(key=lambda r: r["entries"])
+        if len(results) >= 2 and results[-1]["entries"] > results[0]["entries"]:
+            lo, hi = results[0], results[-1]
+            dn = hi["entries"] - lo["entries"]
+            summary = {}
+            for kind in ("read", "job"):
+                dcpu = hi[f"{kind}_cpu_s"] - lo[f"{kind}_cpu_s"]
+                rate = dn / dcpu if dcpu > 0 else None
+                summary[kind] = {"marginal_rate": rate,
+                                 "fixed_cpu_s": lo[f"{kind}_cpu_s"] - lo["entries"] / rate if rate else None}
+            if summary["read"]["marginal_rate"] and summary["job"]["marginal_rate"]:
+                summary["ratio"] = summary["job"]["marginal_rate"] / summary["read"]["marginal_rate"]
+                print(f"marginal rates ({lo['entries']} -> {hi['entries']} events): raw read "
+                      f"{summary['read']['marginal_rate']:,.0f} ev/s/core, job {summary['job']['marginal_rate']:,.0f} "
+                      f"ev/s/core, job/read = {100 * summary['ratio']:.0f}%; fixed per-file cost of the job "
+                      f"{summary['job']['fixed_cpu_s']:.2f} s CPU")
+            else:
+                print("marginal rates: the larger file did not cost more CPU (noise): use bigger files")
+            results.append({"marginal": summary})
+        else:
+            print("marginal rates need two files of different sizes")
+        if not args.files:
             growth = results[1]["peak_rss_mb"] / results[0]["peak_rss_mb"] - 1
             print(f"peak RSS growth for 4x the file size: {100 * growth:+.1f}%")
         print(json.dumps(results, indent=1))

@@ -4,10 +4,14 @@ import argparse
 import json
 import sys
 
-from agc_ttbar.io import InputFileError
-from agc_ttbar.processing import SampleInfo, combined_metadata, process_file
-from agc_ttbar.remote import RemoteOptions
-from agc_ttbar.selection import B_TAG_THRESHOLD
+from agc_ttbar._imports import skip_unused_optional_imports
+
+skip_unused_optional_imports()  # before awkward/uproot: start-up of a short job
+
+from agc_ttbar.io import InputFileError  # noqa: E402
+from agc_ttbar.processing import SampleInfo, combined_metadata, process_file  # noqa: E402
+from agc_ttbar.remote import RemoteOptions  # noqa: E402
+from agc_ttbar.selection import B_TAG_THRESHOLD  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,11 @@
 import argparse
 import sys
 
-from agc_ttbar.output import merge_sets, write_histograms, write_histograms_ml
+from agc_ttbar._imports import skip_unused_optional_imports
+
+skip_unused_optional_imports()  # before awkward/uproot: start-up of a short job
+
+from agc_ttbar.output import merge_sets, write_histograms, write_histograms_ml  # noqa: E402
 
 
 def main(argv=None) -> int:
