@@ -47,7 +47,12 @@ rule stat_config:
         samples=" ".join(SAMPLE_KEYS),
         histograms=layout.histograms(R),
         folder=layout.stat_templates(R),
-        binning=f"--fit-lower-edge {STAT['fit_lower_edge']} --fit-rebin {STAT['fit_rebin']}",
+        binning=f"--fit-lower-edge {STAT['fit_lower_edge']} --fit-rebin {STAT['fit_rebin']}"
+        + (
+            ""
+            if STAT["fit_bin_edges"] is None
+            else " --fit-edges " + " ".join(str(e) for e in STAT["fit_bin_edges"])
+        ),
     shell:
         "python workflow_scripts/stat_config.py --samples {params.samples} "
         "--histograms {params.histograms} --histogram-folder {params.folder} {params.binning} --output {output} "

@@ -1,0 +1,138 @@
+# Differentiable analysis (issue 17, config optimisation.enabled; agc_ttbar/optimisation/): the
+# per-file jobs also write per-event columns -> soft JAX model, gradient optimisation of the b-tag
+# threshold and the fit bin edges -> hard re-check: a second run of the ordinary rules (nested
+# Snakemake, its own results folder) with the optimised choices -> result.json and two plots.
+
+import json as _json
+import shlex as _shlex
+
+from agc_ttbar import optimisation as opt_layout
+
+OPT = config["optimisation"]
+#: Extra output of the per-file job (rules/processing.smk): its columns, only when enabled.
+OPT_COLUMNS = [opt_layout.columns(R, "{sample}", "{index}")] if OPT["enabled"] else []
+
+
+def opt_columns_arg(wildcards, output):
+    """` --columns PATH` of the per-file job when the optimisation is enabled, else ""."""
+    return f" --columns {output[1]}" if OPT["enabled"] else ""
+
+
+def opt_all_columns(wildcards=None):
+    """Column files of every per-file job of every sample."""
+    return [opt_layout.columns(R, s, i) for s in SAMPLE_KEYS for i in JOBS[s]]
+
+
+def opt_outputs():
+    """Targets the optimisation adds to `rule all` (none unless enabled)."""
+    if not OPT["enabled"]:
+        return []
+    return [opt_layout.result(R)]
+
+
+def opt_start_edges():
+    """Fit bin edges of the configured (ordinary) analysis: the optimiser's starting point."""
+    from agc_ttbar.statistics.model import fit_binning
+
+    st = config["statistics"]
+    if st["fit_bin_edges"] is not None:
+        return [float(e) for e in st["fit_bin_edges"]]
+    return list(fit_binning(st["fit_lower_edge"], st["fit_rebin"]))
+
+
+_OPT_FORMATS = list(config["plots"]["formats"])
+# The report shows one format per figure: PNG when made, else SVG, else PDF (as rules/statistics.smk).
+_OPT_REPORT_EXT = next(fmt for fmt in ("png", "svg", "pdf") if fmt in _OPT_FORMATS)
+_OPT_PLOTS = {
+    "path": [f"{opt_layout.plots_dir(R)}/objective_path.{fmt}" for fmt in _OPT_FORMATS],
+    "scan": [f"{opt_layout.plots_dir(R)}/btag_scan.{fmt}" for fmt in _OPT_FORMATS],
+}
+
+
+if OPT["enabled"]:
+
+    rule optimise:
+        input:
+            columns=opt_all_columns(),
+            config=layout.cabinetry_config(R),
+        output:
+            result=opt_layout.soft_result(R),
+            hard_config=opt_layout.hard_config(R),
+        log:
+            layout.log(R, "optimise"),
+        benchmark:
+            layout.benchmark(R, "optimise")
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        params:
+            opt=f"--btag-steepness {OPT['btag_steepness']} --bin-steepness {OPT['bin_steepness']} "
+            f"--steps {OPT['steps']} --learning-rate {OPT['learning_rate']} "
+            f"--scan-half-width {OPT['scan_half_width']} --scan-points {OPT['scan_points']}",
+            start=f"--btag-threshold {config['processing']['btag_threshold']} "
+            f"--fit-edges {' '.join(str(e) for e in opt_start_edges())}",
+            workflow_config=_shlex.quote(_json.dumps(config, sort_keys=True)),
+            hard_dir=opt_layout.hard_dir(R),
+        shell:
+            "python workflow_scripts/optimise.py --columns {input.columns} --cabinetry-config {input.config} "
+            "{params.opt} {params.start} --output {output.result} --hard-config {output.hard_config} "
+            "--hard-results-dir {params.hard_dir} --workflow-config {params.workflow_config} > {log} 2>&1"
+
+    # The hard re-check: the ordinary rules (mock or input files -> per-file jobs -> histograms.root
+    # -> workspace -> fit with Asimov MINOS) run again by a nested Snakemake in their own results
+    # folder, with the optimised processing.btag_threshold and statistics.fit_bin_edges.
+    rule optimisation_hard:
+        input:
+            opt_layout.hard_config(R),
+        output:
+            layout.fit_results(opt_layout.hard_dir(R)),
+        log:
+            layout.log(R, "optimisation_hard"),
+        benchmark:
+            layout.benchmark(R, "optimisation_hard")
+        threads: 2
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        shell:
+            "python -m snakemake --snakefile {workflow.snakefile} --cores {threads} --nolock "
+            "--configfile {input} --rerun-triggers mtime -- {output} > {log} 2>&1"
+
+    rule optimisation_result:
+        input:
+            soft=opt_layout.soft_result(R),
+            hard=layout.fit_results(opt_layout.hard_dir(R)),
+            default=layout.fit_results(R),
+        output:
+            result=opt_layout.result(R),
+            path=report(
+                _OPT_PLOTS["path"][_OPT_FORMATS.index(_OPT_REPORT_EXT)],
+                caption="../report/captions/optimisation_path.rst",
+                category="6 Optimisation",
+            ),
+            scan=report(
+                _OPT_PLOTS["scan"][_OPT_FORMATS.index(_OPT_REPORT_EXT)],
+                caption="../report/captions/optimisation_scan.rst",
+                category="6 Optimisation",
+            ),
+            other=[
+                p
+                for p in _OPT_PLOTS["path"] + _OPT_PLOTS["scan"]
+                if not p.endswith(f".{_OPT_REPORT_EXT}")
+            ],
+        log:
+            layout.log(R, "optimisation_result"),
+        benchmark:
+            layout.benchmark(R, "optimisation_result")
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            formats=" ".join(_OPT_FORMATS),
+            plots=opt_layout.plots_dir(R),
+        shell:
+            "python workflow_scripts/optimisation_result.py --soft {input.soft} --hard-fit {input.hard} "
+            "--default-fit {input.default} --output {output.result} --plots {params.plots} "
+            "--formats {params.formats} > {log} 2>&1"
