@@ -69,6 +69,7 @@ if OPT["enabled"]:
         params:
             opt=f"--btag-steepness {OPT['btag_steepness']} --bin-steepness {OPT['bin_steepness']} "
             f"--steps {OPT['steps']} --learning-rate {OPT['learning_rate']} "
+            f"--min-lower-edge {OPT['min_lower_edge']} "
             f"--scan-half-width {OPT['scan_half_width']} --scan-points {OPT['scan_points']}",
             start=f"--btag-threshold {config['processing']['btag_threshold']} "
             f"--fit-edges {' '.join(str(e) for e in opt_start_edges())}",
@@ -95,8 +96,10 @@ if OPT["enabled"]:
         resources:
             mem_mb=4000,
             runtime=60,
+        params:
+            snakefile=os.path.join(workflow.basedir, "Snakefile"),
         shell:
-            "python -m snakemake --snakefile {workflow.snakefile} --cores {threads} --nolock "
+            "python -m snakemake --snakefile {params.snakefile} --cores {threads} --nolock "
             "--configfile {input} --rerun-triggers mtime -- {output} > {log} 2>&1"
 
     rule optimisation_result:

@@ -21,6 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("--bin-steepness", type=float, required=True, help="config optimisation.bin_steepness, 1/GeV")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--learning-rate", type=float, required=True)
+    p.add_argument("--min-lower-edge", type=float, default=None, help="config optimisation.min_lower_edge, GeV")
     p.add_argument("--scan-half-width", type=float, required=True)
     p.add_argument("--scan-points", type=int, required=True)
     p.add_argument("--btag-threshold", type=float, required=True, help="starting b-tag threshold")
@@ -44,7 +45,8 @@ def main(argv=None) -> int:
         print(f"ERROR: {err} (config statistics.fit_bin_edges / fit_lower_edge)", file=sys.stderr)
         return 1
     problem = optimise.Problem(data, structure, args.btag_steepness, args.bin_steepness)
-    best, path = optimise.optimise(problem, theta0, args.steps, args.learning_rate)
+    best, path = optimise.optimise(problem, theta0, args.steps, args.learning_rate,
+                                   min_lower_edge=args.min_lower_edge)
     threshold, edges = soft_model.split_params(best)
     threshold = round(float(threshold), 4)
     edges = [float(e) for e in edges]
@@ -60,6 +62,7 @@ def main(argv=None) -> int:
         "interpolation": objective.SMOOTH_INTERPOLATION,
         "settings": {"btag_steepness": args.btag_steepness, "bin_steepness_per_gev": args.bin_steepness,
                      "steps": args.steps, "learning_rate": args.learning_rate, "optimiser": "optax.adam",
+                     "min_lower_edge": args.min_lower_edge,
                      "trijets_kept": soft_model.N_TRIJETS},
         "default": {"btag_threshold": args.btag_threshold, "edges": start_edges,
                     "soft_objective": path[0]["objective"], "hard_objective": hard_before},

@@ -73,10 +73,12 @@ class Problem:
         return float(self._hard(jnp.float64(threshold), jnp.asarray(edges, dtype=jnp.float64), self.arrays))
 
 
-def optimise(problem: Problem, theta0, steps: int, learning_rate: float,
-             log=print) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def optimise(problem: Problem, theta0, steps: int, learning_rate: float, log=print,
+             min_lower_edge: float | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Adam from ``theta0`` for ``steps`` steps; returns (best theta, path). The path has one entry
-    per evaluated point (step 0 = start): threshold, edges, soft objective, gradient norm."""
+    per evaluated point (step 0 = start): threshold, edges, soft objective, gradient norm.
+    ``min_lower_edge`` (GeV): the lower edge is projected back to it after a step below it; the
+    threshold stays in [0, 1]."""
     import optax
 
     opt = optax.adam(learning_rate)
@@ -99,7 +101,10 @@ def optimise(problem: Problem, theta0, steps: int, learning_rate: float,
         if step == steps:
             break
         updates, state = opt.update(grad, state, theta)
-        theta = np.asarray(optax.apply_updates(theta, updates))
+        theta = np.array(optax.apply_updates(theta, updates))
+        theta[0] = min(max(theta[0], 0.0), 1.0)
+        if min_lower_edge is not None:
+            theta[1] = max(theta[1], min_lower_edge / soft_model.EDGE_SCALE)
     return best[1], path
 
 
