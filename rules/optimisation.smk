@@ -10,7 +10,7 @@ from agc_ttbar import optimisation as opt_layout
 
 OPT = config["optimisation"]
 #: Extra output of the per-file job (rules/processing.smk): its columns, only when enabled.
-OPT_COLUMNS = [opt_layout.columns(R, "{sample}", "{index}")] if OPT["enabled"] else []
+OPT_COLUMNS = [opt_layout.columns_file(R, "{sample}", "{index}")] if OPT["enabled"] else []
 
 
 def opt_columns_arg(wildcards, output):
@@ -20,7 +20,7 @@ def opt_columns_arg(wildcards, output):
 
 def opt_all_columns(wildcards=None):
     """Column files of every per-file job of every sample."""
-    return [opt_layout.columns(R, s, i) for s in SAMPLE_KEYS for i in JOBS[s]]
+    return [opt_layout.columns_file(R, s, i) for s in SAMPLE_KEYS for i in JOBS[s]]
 
 
 def opt_outputs():

@@ -113,6 +113,7 @@ def test_large_steepness_approaches_the_hard_histograms(problem):
             assert float(jnp.max(jnp.abs(soft[key][0] - sw))) <= LARGE_T_TOL * total, key
 
 
+@pytest.mark.slow   # > 1 min on a loaded 2-core machine (JAX compilation)
 def test_gradient_equals_central_finite_differences(problem):
     theta = soft_model.params_from_edges(0.5, DEFAULT_EDGES)
     value, grad = problem.value_and_grad(theta)
@@ -136,6 +137,7 @@ def test_optimiser_decreases_the_soft_objective(problem):
     assert path[0]["edges"] == pytest.approx(list(DEFAULT_EDGES))
 
 
+@pytest.mark.slow   # > 1 min on a loaded 2-core machine (JAX compilation)
 def test_hard_objective_matches_pyhf_code4(problem, tmp_path):
     """The JAX model equals pyhf (JAX backend, normsys code4, histosys code4p) on the workspace
     cabinetry builds from the same hard templates."""
@@ -163,12 +165,23 @@ def test_hard_objective_matches_pyhf_code4(problem, tmp_path):
         m = pyhf.Workspace(ws).model(modifier_settings=objective.SMOOTH_INTERPOLATION)
         x0 = jnp.asarray(m.config.suggested_init())
         data = m.expected_data(x0)
-        h = jax.hessian(lambda x: -m.logpdf(x, data)[0])(x0)
+        h = jax.jit(jax.hessian(lambda x: -m.logpdf(x, data)[0]))(x0)
         ref = float(jnp.sqrt(jnp.linalg.inv(h)[m.config.poi_index, m.config.poi_index]))
     finally:
         pyhf.set_backend("numpy")
     assert cabinetry is not None
     assert problem.hard(0.5, DEFAULT_EDGES) == pytest.approx(ref, rel=1e-9)
+
+
+@pytest.mark.slow   # > 1 min on a loaded 2-core machine (JAX compilation)
+def test_fisher_form_equals_the_autodiff_hessian_of_the_nll(problem):
+    import jax.numpy as jnp
+
+    tpl = problem.templates(0.5, jnp.asarray(DEFAULT_EDGES), hard=True)
+    fisher = jax.jit(lambda t: objective.Model(problem.structure, t).hessian())(tpl)
+    auto = jax.jit(lambda t: objective.Model(problem.structure, t).hessian_autodiff())(tpl)
+    np.testing.assert_allclose(np.asarray(fisher), np.asarray(auto), rtol=1e-9,
+                               atol=1e-9 * float(jnp.abs(fisher).max()))
 
 
 def test_snap_edges_and_the_fit_bin_edges_knob():
@@ -193,8 +206,14 @@ def test_snap_edges_and_the_fit_bin_edges_knob():
 
 @pytest.fixture(scope="module")
 def enabled_run(tmp_path_factory):
+    """A copy of the workflow after `snakemake --cores 2 --config optimisation={'enabled': true}`.
+    AGC_OPTIMISATION_RUN=<folder> checks a finished run of that command there instead."""
+    import os
+
     from scaleout_helpers import copy_workflow, snakemake_env
 
+    if os.environ.get("AGC_OPTIMISATION_RUN"):
+        return pathlib.Path(os.environ["AGC_OPTIMISATION_RUN"])
     work = copy_workflow(tmp_path_factory.mktemp("opt_dag") / "wf")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--config",
                            "optimisation={'enabled': true}"], cwd=work, env=snakemake_env(),
@@ -263,7 +282,8 @@ def test_hard_recheck_runs_through_the_ordinary_rules(enabled_run):
         ws = pyhf.Workspace(json.loads((res / "statistics" / "workspace.json").read_text()))
         m = ws.model(modifier_settings=objective.SMOOTH_INTERPOLATION)
         x0 = jnp.asarray(m.config.suggested_init())
-        h = jax.hessian(lambda x: -m.logpdf(x, m.expected_data(x0))[0])(x0)
+        data = m.expected_data(x0)
+        h = jax.jit(jax.hessian(lambda x: -m.logpdf(x, data)[0]))(x0)
         ref = float(jnp.sqrt(jnp.linalg.inv(h)[m.config.poi_index, m.config.poi_index]))
     finally:
         pyhf.set_backend("numpy")

@@ -21,7 +21,7 @@ def opt_dir(results: str) -> str:
     return os.path.join(results, "optimisation")
 
 
-def columns(results: str, sample: str, index: int | str) -> str:
+def columns_file(results: str, sample: str, index: int | str) -> str:
     """Optimisation columns of one per-file job (named like its partial histograms)."""
     name = f"{int(index):05d}" if str(index).isdigit() else str(index)
     return os.path.join(results, "optimisation", "columns", sample, f"{name}.npz")
