@@ -49,6 +49,7 @@ def plots(doc: dict, outdir: str, formats: list[str]) -> None:
 
     scan = doc["btag_scan"]["points"]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    scan = [p for p in scan if p["objective"] is not None]
     ax.plot([p["btag_threshold"] for p in scan], [p["objective"] for p in scan], "o-",
             label="hard cuts, Hessian (code4/code4p), optimised edges")
     d, o = doc["default"], doc["optimised"]

@@ -118,8 +118,10 @@ def snap_edges(edges) -> list[float]:
 
 
 def threshold_scan(problem: Problem, center: float, half_width: float, points: int, edges) -> list[dict]:
-    """Hard objective at ``points`` b-tag thresholds in [center - half_width, center + half_width]."""
+    """Hard objective at ``points`` b-tag thresholds in [center - half_width, center + half_width],
+    kept within [0, 0.99] (at 1 nothing is b-tagged); a non-finite value (an empty bin) is None."""
     out = []
-    for t in np.linspace(max(0.0, center - half_width), min(1.0, center + half_width), points):
-        out.append({"btag_threshold": float(t), "objective": problem.hard(float(t), edges)})
+    for t in np.linspace(max(0.0, center - half_width), min(0.99, center + half_width), points):
+        v = problem.hard(float(t), edges)
+        out.append({"btag_threshold": round(float(t), 6), "objective": v if np.isfinite(v) else None})
     return out
