@@ -53,7 +53,7 @@ rule all:
     default_target: True
     input:
         final_outputs(),
-        opt_outputs(),
+        opt_outputs,
 
 
 # Last: localrules and the HTCondor/REANA resources derived from every rule's mem_mb.

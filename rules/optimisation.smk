@@ -7,38 +7,13 @@ import json as _json
 import shlex as _shlex
 
 from agc_ttbar import optimisation as opt_layout
+from agc_ttbar.optimisation import dag as opt_dag
 
 OPT = config["optimisation"]
-#: Extra output of the per-file job (rules/processing.smk): its columns, only when enabled.
-OPT_COLUMNS = [opt_layout.columns_file(R, "{sample}", "{index}")] if OPT["enabled"] else []
-
-
-def opt_columns_arg(wildcards, output):
-    """` --columns PATH` of the per-file job when the optimisation is enabled, else ""."""
-    return f" --columns {output[1]}" if OPT["enabled"] else ""
-
-
-def opt_all_columns(wildcards=None):
-    """Column files of every per-file job of every sample."""
-    return [opt_layout.columns_file(R, s, i) for s in SAMPLE_KEYS for i in JOBS[s]]
-
-
-def opt_outputs():
-    """Targets the optimisation adds to `rule all` (none unless enabled)."""
-    if not OPT["enabled"]:
-        return []
-    return [opt_layout.result(R)]
-
-
-def opt_start_edges():
-    """Fit bin edges of the configured (ordinary) analysis: the optimiser's starting point."""
-    from agc_ttbar.statistics.model import fit_binning
-
-    st = config["statistics"]
-    if st["fit_bin_edges"] is not None:
-        return [float(e) for e in st["fit_bin_edges"]]
-    return list(fit_binning(st["fit_lower_edge"], st["fit_rebin"]))
-
+#: Extra named output of the per-file job (rules/processing.smk): its columns, only when enabled.
+OPT_COLUMN_OUTPUT = opt_dag.column_output(config, R)
+opt_columns_arg = opt_dag.columns_arg(config)
+opt_outputs = opt_dag.outputs(config, R)
 
 _OPT_FORMATS = list(config["plots"]["formats"])
 # The report shows one format per figure: PNG when made, else SVG, else PDF (as rules/statistics.smk).
@@ -53,7 +28,7 @@ if OPT["enabled"]:
 
     rule optimise:
         input:
-            columns=opt_all_columns(),
+            columns=opt_dag.all_columns(R, JOBS, SAMPLE_KEYS),
             config=layout.cabinetry_config(R),
         output:
             result=opt_layout.soft_result(R),
@@ -72,7 +47,7 @@ if OPT["enabled"]:
             f"--min-lower-edge {OPT['min_lower_edge']} "
             f"--scan-half-width {OPT['scan_half_width']} --scan-points {OPT['scan_points']}",
             start=f"--btag-threshold {config['processing']['btag_threshold']} "
-            f"--fit-edges {' '.join(str(e) for e in opt_start_edges())}",
+            f"--fit-edges {' '.join(str(e) for e in opt_dag.start_edges(config))}",
             workflow_config=_shlex.quote(_json.dumps(config, sort_keys=True)),
             hard_dir=opt_layout.hard_dir(R),
         shell:

@@ -8,8 +8,8 @@ rule process_file:
         data=input_file,
         models=ml_models(),
     output:
-        layout.partial(R, "{sample}", "{index}"),
-        *OPT_COLUMNS,  # rules/optimisation.smk: [] unless optimisation.enabled
+        **OPT_COLUMN_OUTPUT,  # rules/optimisation.smk: none unless optimisation.enabled
+        partial=layout.partial(R, "{sample}", "{index}"),
     log:
         layout.log(R, "process_file", "{sample}_{index}"),
     benchmark:
@@ -31,7 +31,7 @@ rule process_file:
         f"--remote-retries {config['processing']['remote_retries']}",
     shell:
         "python workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
-        "--output {output[0]} {params.data} --tree-name {params.tree} "
+        "--output {output.partial} {params.data} --tree-name {params.tree} "
         "--chunksize {params.chunksize} --pt-res-seed {params.seed} --nevts-mismatch {params.mismatch} "
         "{params.ml} --nthread {threads} {params.remote} --btag-threshold {params.btag}{params.columns} > {log} 2>&1"
 
