@@ -75,7 +75,7 @@ if OPT["enabled"]:
             snakefile=os.path.join(workflow.basedir, "Snakefile"),
         shell:
             "python -m snakemake --snakefile {params.snakefile} --cores {threads} --nolock "
-            "--configfile {input} --rerun-triggers mtime -- {output} > {log} 2>&1"
+            "--configfile {input} -- {output} > {log} 2>&1"
 
     rule optimisation_result:
         input:
