@@ -113,7 +113,6 @@ def test_large_steepness_approaches_the_hard_histograms(problem):
             assert float(jnp.max(jnp.abs(soft[key][0] - sw))) <= LARGE_T_TOL * total, key
 
 
-@pytest.mark.slow   # > 1 min on a loaded 2-core machine (JAX compilation)
 def test_gradient_equals_central_finite_differences(problem):
     theta = soft_model.params_from_edges(0.5, DEFAULT_EDGES)
     value, grad = problem.value_and_grad(theta)
@@ -137,7 +136,6 @@ def test_optimiser_decreases_the_soft_objective(problem):
     assert path[0]["edges"] == pytest.approx(list(DEFAULT_EDGES))
 
 
-@pytest.mark.slow   # > 1 min on a loaded 2-core machine (JAX compilation)
 def test_hard_objective_matches_pyhf_code4(problem, tmp_path):
     """The JAX model equals pyhf (JAX backend, normsys code4, histosys code4p) on the workspace
     cabinetry builds from the same hard templates."""
@@ -173,7 +171,6 @@ def test_hard_objective_matches_pyhf_code4(problem, tmp_path):
     assert problem.hard(0.5, DEFAULT_EDGES) == pytest.approx(ref, rel=1e-9)
 
 
-@pytest.mark.slow   # > 1 min on a loaded 2-core machine (JAX compilation)
 def test_fisher_form_equals_the_autodiff_hessian_of_the_nll(problem):
     import jax.numpy as jnp
 
