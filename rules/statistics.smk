@@ -19,12 +19,19 @@ _EXECUTION_ONLY = {
 _STAT_CONFIG_HASH = _config_hash(
     {
         k: (
-            {kk: vv for kk, vv in v.items() if kk not in _EXECUTION_ONLY.get(k, ())}
+            {
+                kk: vv
+                for kk, vv in v.items()
+                if kk not in _EXECUTION_ONLY.get(k, ())
+                # unset, the explicit-edges knob leaves the hash of the configs before it
+                and not (k == "statistics" and kk == "fit_bin_edges" and vv is None)
+            }
             if isinstance(v, dict)
             else v
         )
         for k, v in config.items()
-        if k not in ("plots", "validation", "results_dir", "staging")
+        # optimisation: its own outputs only, never the ordinary fit
+        if k not in ("plots", "validation", "results_dir", "staging", "optimisation")
     }
 )
 
