@@ -41,6 +41,7 @@ include: "rules/mock.smk"
 include: "rules/fileset.smk"
 include: "rules/staging.smk"
 include: "rules/servicex.smk"
+include: "rules/optimisation.smk"
 include: "rules/processing.smk"
 include: "rules/ml.smk"
 include: "rules/statistics.smk"
@@ -52,6 +53,7 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        opt_outputs,
 
 
 # Last: localrules and the HTCondor/REANA resources derived from every rule's mem_mb.

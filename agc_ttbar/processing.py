@@ -344,13 +344,16 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
                  pt_res_seed: int = 0, scorer=None, expected_entries: int | None = None,
                  nevts_mismatch: str = "warn", log: Callable[[str], None] | None = None,
                  entry_start: int = 0, entry_stop: int | None = None,
-                 remote_options=None, btag_threshold: float = B_TAG_THRESHOLD) -> tuple[HistogramSet, dict]:
+                 remote_options=None, btag_threshold: float = B_TAG_THRESHOLD,
+                 columns=None) -> tuple[HistogramSet, dict]:
     """Process one file in chunks; returns its histograms and metadata (cutflow, timing, ...).
 
     ``expected_entries``: the entry count the fileset promises; a mismatch is logged
     (``nevts_mismatch="warn"``) or raises :class:`InputFileError` (``"fail"``).
     ``entry_start``/``entry_stop`` restrict the range (tests, benchmarks).
     ``remote_options``: :class:`agc_ttbar.remote.RemoteOptions` (timeout, attempts) for a URL.
+    ``columns``: an :class:`agc_ttbar.optimisation.columns.ColumnCollector` that also gets every chunk
+    (optimisation.enabled), else None.
     """
     if chunksize < 1:
         raise ValueError(f"chunksize must be positive, got {chunksize}")
@@ -385,6 +388,8 @@ def process_file(path: str, info: SampleInfo, tree_name: str = "Events", chunksi
             t_proc = time.perf_counter()
             read_s += t_proc - t_read
             proc.process_chunk(arrays)
+            if columns is not None:
+                columns.add_chunk(arrays)
             del arrays
             done += hi - lo
             now = time.perf_counter()

@@ -8,7 +8,8 @@ rule process_file:
         data=input_file,
         models=ml_models(),
     output:
-        layout.partial(R, "{sample}", "{index}"),
+        **OPT_COLUMN_OUTPUT,  # rules/optimisation.smk: none unless optimisation.enabled
+        partial=layout.partial(R, "{sample}", "{index}"),
     log:
         layout.log(R, "process_file", "{sample}_{index}"),
     benchmark:
@@ -24,14 +25,15 @@ rule process_file:
         seed=config["processing"]["pt_res_seed"],
         mismatch=config["processing"]["nevts_mismatch"],
         btag=config["processing"]["btag_threshold"],
+        columns=opt_columns_arg,
         tree=config["tree_name"],
         remote=f"--remote-timeout {config['processing']['remote_timeout_s']} "
         f"--remote-retries {config['processing']['remote_retries']}",
     shell:
         "python workflow_scripts/process_file.py --fileset {input.fileset} --sample {wildcards.sample} "
-        "--output {output} {params.data} --tree-name {params.tree} "
+        "--output {output.partial} {params.data} --tree-name {params.tree} "
         "--chunksize {params.chunksize} --pt-res-seed {params.seed} --nevts-mismatch {params.mismatch} "
-        "{params.ml} --nthread {threads} {params.remote} --btag-threshold {params.btag} > {log} 2>&1"
+        "{params.ml} --nthread {threads} {params.remote} --btag-threshold {params.btag}{params.columns} > {log} 2>&1"
 
 
 rule merge_sample:

@@ -20,11 +20,18 @@ _EXECUTION_ONLY = {
 _STAT_CONFIG_HASH = _config_hash(
     {
         k: (
-            {kk: vv for kk, vv in v.items() if kk not in _EXECUTION_ONLY.get(k, ())}
+            {
+                kk: vv
+                for kk, vv in v.items()
+                if kk not in _EXECUTION_ONLY.get(k, ())
+                # unset, the explicit-edges knob leaves the hash of the configs before it
+                and not (k == "statistics" and kk == "fit_bin_edges" and vv is None)
+            }
             if isinstance(v, dict)
             else v
         )
         for k, v in config.items()
+        # optimisation: its own outputs only, never the ordinary fit
         if k
         not in (
             "plots",
@@ -33,6 +40,7 @@ _STAT_CONFIG_HASH = _config_hash(
             "staging",
             "container_image",
             "container_runner",
+            "optimisation",
         )
     }
 )
@@ -56,7 +64,12 @@ rule stat_config:
         samples=" ".join(SAMPLE_KEYS),
         histograms=layout.histograms(R),
         folder=layout.stat_templates(R),
-        binning=f"--fit-lower-edge {STAT['fit_lower_edge']} --fit-rebin {STAT['fit_rebin']}",
+        binning=f"--fit-lower-edge {STAT['fit_lower_edge']} --fit-rebin {STAT['fit_rebin']}"
+        + (
+            ""
+            if STAT["fit_bin_edges"] is None
+            else " --fit-edges " + " ".join(str(e) for e in STAT["fit_bin_edges"])
+        ),
     shell:
         "python workflow_scripts/stat_config.py --samples {params.samples} "
         "--histograms {params.histograms} --histogram-folder {params.folder} {params.binning} --output {output} "

@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--btag-threshold", type=float, default=B_TAG_THRESHOLD, help="config processing.btag_threshold")
     p.add_argument("--remote-timeout", type=float, default=60, help="timeout of one remote read (s)")
     p.add_argument("--remote-retries", type=int, default=3, help="attempts per remote open/read")
+    p.add_argument("--columns", default=None,
+                   help="also write the optimisation columns (.npz) here (config optimisation.enabled)")
     args = p.parse_args(argv)
 
     with open(args.fileset) as f:
@@ -63,6 +65,11 @@ def main(argv=None) -> int:
             return 1
         print(f"ML scorer: {args.ml_kind} models {' '.join(args.ml_models)}; best-permutation search: "
               + ("compiled (verified against xgboost)" if scorer.compiled else "model.predict"), flush=True)
+    columns = None
+    if args.columns:
+        from agc_ttbar.optimisation.columns import ColumnCollector
+
+        columns = ColumnCollector(info.process, info.variation, info.weight, args.pt_res_seed)
     total, metas = None, []
     for k, index in enumerate(args.index):
         entry = files[index]
@@ -72,7 +79,7 @@ def main(argv=None) -> int:
             hists, meta = process_file(args.input[k] if args.input else entry["path"], info,
                                        tree_name=entry.get("tree_name", args.tree_name),
                                        chunksize=args.chunksize, pt_res_seed=args.pt_res_seed, scorer=scorer,
-                                       btag_threshold=args.btag_threshold,
+                                       btag_threshold=args.btag_threshold, columns=columns,
                                        expected_entries=expected, nevts_mismatch=args.nevts_mismatch,
                                        remote_options=RemoteOptions(args.remote_timeout, args.remote_retries))
         except InputFileError as err:
@@ -87,6 +94,8 @@ def main(argv=None) -> int:
             total += hists          # exact sums: the same bits as separate jobs and a merge
     hists, meta = total, metas[0] if len(metas) == 1 else combined_metadata(metas)
     hists.save(args.output, meta)
+    if columns is not None:
+        columns.save(args.columns)
     return 0
 
 

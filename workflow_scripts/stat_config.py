@@ -16,11 +16,15 @@ def main(argv=None) -> int:
                    help="lower edge of the fit binning, GeV (config statistics.fit_lower_edge)")
     p.add_argument("--fit-rebin", type=int, default=model.REBIN_FACTOR,
                    help="processor bins merged per fit bin (config statistics.fit_rebin)")
+    p.add_argument("--fit-edges", type=float, nargs="+", default=None,
+                   help="explicit fit bin edges, GeV, replacing --fit-lower-edge/--fit-rebin "
+                        "(config statistics.fit_bin_edges)")
     p.add_argument("--output", required=True, help="cabinetry YAML config to write")
     args = p.parse_args(argv)
     try:
         cfg = model.cabinetry_config(args.samples, args.histograms, args.histogram_folder,
-                                     model.fit_binning(args.fit_lower_edge, args.fit_rebin))
+                                     model.check_fit_edges(args.fit_edges) if args.fit_edges
+                                     else model.fit_binning(args.fit_lower_edge, args.fit_rebin))
     except ValueError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1

@@ -59,6 +59,35 @@ def fit_binning(lower_edge: float = REBIN_START, factor: int = REBIN_FACTOR) -> 
     return tuple(float(lower_edge + factor * width * i) for i in range(int(n) + 1))
 
 
+def check_fit_edges(edges: Sequence[float]) -> tuple[float, ...]:
+    """Explicit fit edges (config ``statistics.fit_bin_edges``): increasing processor bin edges.
+
+    Raises ValueError naming the key when an edge is off the processor's 20 GeV grid or out of range.
+    """
+    width = (BIN_HIGH - BIN_LOW) / NUM_BINS
+    out = tuple(float(e) for e in edges)
+    if len(out) < 2 or any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"statistics.fit_bin_edges={list(out)} must be at least two increasing edges")
+    for e in out:
+        k = (e - BIN_LOW) / width
+        if k != int(k) or not 0 <= k <= NUM_BINS:
+            raise ValueError(f"statistics.fit_bin_edges: {e:g} is not a processor bin edge "
+                             f"({BIN_LOW:g} + n*{width:g} up to {BIN_HIGH:g})")
+    return out
+
+
+def uniform_rebin(edges: Sequence[float]) -> tuple[float, int] | None:
+    """(start, factor) when ``edges`` are ``fit_binning(start, factor)``, else None (variable bins)."""
+    width = (BIN_HIGH - BIN_LOW) / NUM_BINS
+    factor = int(round((edges[1] - edges[0]) / width))
+    try:
+        if factor >= 1 and tuple(fit_binning(float(edges[0]), factor)) == tuple(float(e) for e in edges):
+            return float(edges[0]), factor
+    except ValueError:
+        return None
+    return None
+
+
 def rebin_of(config: dict[str, Any]) -> tuple[float, int]:
     """(start, factor) of the rebinning that gives the Binning of the regions of a cabinetry config."""
     width = (BIN_HIGH - BIN_LOW) / NUM_BINS
@@ -328,11 +357,29 @@ def rebin(h, start: float | None = REBIN_START, factor: int = REBIN_FACTOR):
     return h[complex(0, start) if start is not None else None::hist.rebin(factor)]
 
 
+def rebin_edges(h, edges: Sequence[float]):
+    """``h`` (processor binning) merged into the bins ``edges`` (processor bin edges, increasing):
+    a Variable axis, weighted storage; what falls outside [edges[0], edges[-1]] is dropped (the fit
+    reads no flow bins)."""
+    import hist
+
+    fine = h.axes[0].edges
+    idx = [int(np.argmin(np.abs(fine - e))) for e in edges]
+    if not np.allclose(fine[idx], edges):
+        raise ValueError(f"fit edges {list(edges)} are not edges of the histogram ({fine.tolist()})")
+    view = h.view(flow=False)
+    out = hist.Hist(hist.axis.Variable([float(e) for e in edges]), storage=hist.storage.Weight())
+    out.view(flow=False).value = np.add.reduceat(view.value, idx[:-1])
+    out.view(flow=False).variance = np.add.reduceat(view.variance, idx[:-1])
+    return out
+
+
 def template_router(config: dict[str, Any], start: float | None = REBIN_START, factor: int = REBIN_FACTOR,
-                    reader: HistogramReader | None = None):
+                    reader: HistogramReader | None = None, variable_edges: Sequence[float] | None = None):
     """cabinetry Router whose template builder reads each histogram and rebins it (spec 3.3).
 
-    ``start=None, factor=1`` reads the histograms unchanged (the ML model). The result's edges must
+    ``start=None, factor=1`` reads the histograms unchanged (the ML model); ``variable_edges`` (variable
+    bins, config statistics.fit_bin_edges) merges the processor bins into those instead. The result's edges must
     equal the region's ``Binning``. ``reader`` keeps the input files open (the caller closes it).
     """
     import cabinetry
@@ -342,8 +389,8 @@ def template_router(config: dict[str, Any], start: float | None = REBIN_START, f
     @router.register_template_builder()
     def read_and_rebin(region, sample, systematic, template):
         file_path, key = _split_path(_histo_path(config, region, sample, systematic, template))
-        h = rebin(reader.get(file_path, key) if reader is not None else read_histogram(file_path, key),
-                  start, factor)
+        h = reader.get(file_path, key) if reader is not None else read_histogram(file_path, key)
+        h = rebin_edges(h, variable_edges) if variable_edges is not None else rebin(h, start, factor)
         edges = h.axes[0].edges
         if "Binning" in region and not np.allclose(edges, region["Binning"]):
             raise ValueError(f"histogram {key!r} of {file_path} gives edges {edges.tolist()} after rebinning, "

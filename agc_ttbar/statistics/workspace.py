@@ -25,11 +25,18 @@ def build_templates(config: dict[str, Any], *, start: float | None | str = "regi
     """
     import cabinetry
 
+    edges = None
     if start == "regions":
-        start, factor = stat_model.rebin_of(config)
+        binnings = {tuple(r["Binning"]) for r in config["Regions"]}
+        uniform = stat_model.uniform_rebin(next(iter(binnings))) if len(binnings) == 1 else None
+        if uniform is None and len(binnings) == 1:       # variable bins (statistics.fit_bin_edges)
+            edges, start, factor = next(iter(binnings)), None, 1
+        else:
+            start, factor = stat_model.rebin_of(config)
     with stat_model.HistogramReader() as reader:
         stat_model.check_histograms(config, reader)
-        cabinetry.templates.build(config, router=stat_model.template_router(config, start, factor, reader))
+        cabinetry.templates.build(config, router=stat_model.template_router(config, start, factor, reader,
+                                                                             variable_edges=edges))
     cabinetry.templates.postprocess(config)
 
 
