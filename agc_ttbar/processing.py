@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import resource
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -310,8 +311,22 @@ def _ml_seconds(scorer) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process in MB.
+
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this program's own memory.
+    ``ru_maxrss`` is not that: Linux carries it over ``exec``, so a job started by a large parent
+    (a pytest process, a driver) reports the parent's size. Elsewhere ``ru_maxrss`` (KiB on Linux,
+    bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
 
 
 def _sum_known(values) -> int | None:

@@ -56,46 +56,8 @@ def _debootstrap_possible() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def submit_python():
-    """Python with the HTCondor executor plugin: the main venv plus envs/requirements-htcondor.txt."""
-    packages = requirement_lines(REPO / "envs" / "requirements-htcondor.txt")
-    try:
-        import snakemake_executor_plugin_htcondor  # noqa: F401  (already in this environment)
-        return pathlib.Path(sys.executable)
-    except ImportError:
-        pass
-    # Overlay venv: sees the main venv's packages; the plugin's own deps (htcondor) come with it,
-    # snakemake's interface packages are already in the main venv.
-    python = cached_venv("htcondor", packages, overlay=True, no_deps=True)
-    proc = subprocess.run([str(python), "-c", "import snakemake_executor_plugin_htcondor, htcondor2"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return python
-
-
-@pytest.fixture(scope="module")
-def pool(request):
-    reason = _debootstrap_possible()
-    if reason:
-        skip_or_fail(reason)
-    require_workflow()
-    submit_python = request.getfixturevalue("submit_python")
-    env = dict(os.environ, AGC_CONDOR_PYTHON=str(submit_python))
-    t0 = time.monotonic()
-    built = _pool("setup", env=env, check=False)  # debootstrap + minicondor, cached after the first run
-    if built.returncode != 0:
-        skip_or_fail(f"cannot build the HTCondor chroot (debootstrap/apt):\n{built.stderr[-2000:]}")
-    proc = _pool("start", env=env)
-    setup_s = time.monotonic() - t0
-    print(f"\nhtcondor pool up in {setup_s:.1f} s\n{proc.stderr}")
-    root = pathlib.Path(_pool("root-path").stdout.strip())
-    user = _pool("user").stdout.strip()
-    yield {"root": root, "user": user, "env": env, "setup_s": setup_s}
-    if os.environ.get("AGC_CONDOR_KEEP") != "1":
-        _pool("stop", env=env, check=False)
-
-
+# The pool and submit_python fixtures are in conftest.py (session scope): one pool for this module
+# and tests/test_htcondor_faults.py, stopped once at the end of the session.
 
 
 @pytest.fixture(scope="module")

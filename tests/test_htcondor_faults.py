@@ -3,7 +3,7 @@ removed or killed while they run; the run still finishes and histograms.root is 
 local run (issue 16, point 3).
 
 The pool, the submit environment and the way Snakemake is started inside the chroot are those of
-tests/test_htcondor.py (its fixtures are imported). The mock files are generated once, by the local
+tests/test_htcondor.py (its helpers; the pool fixture is in conftest.py). The mock files are generated once, by the local
 reference run, and copied into the pool run's folder, so the pool runs the 45 per-file jobs. While
 `snakemake --profile profiles/htcondor` runs, the test waits for the payload of a per-file job
 (`python workflow_scripts/process_file.py`, found in /proc by its working directory) and then, one
@@ -38,7 +38,7 @@ import pytest
 
 from scaleout_helpers import (copy_workflow, histogram_contents, npz_contents, require_workflow,
                               snakemake_env, write_config)
-from test_htcondor import _chown_tree, _pool, pool, submit_python  # noqa: F401  (fixtures)
+from test_htcondor import _chown_tree, _pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
