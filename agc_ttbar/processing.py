@@ -240,14 +240,7 @@ class FileProcessor:
             s_event_no = ak.to_numpy(a["event"])[ev_idx].astype(np.uint64)
 
         for label in self.kinematic:
-            if label == "pt_scale_up":
-                ptv = s_pt * PT_SCALE_UP
-            elif label == "pt_res_up":
-                local = np.arange(len(s_pt), dtype=np.int64) - s_off[s_ev]
-                ids = [ak.to_numpy(a[b])[ev_idx][s_ev] for b in ID_BRANCHES]
-                ptv = s_pt * pt_resolution_factors(self.pt_res_seed, *ids, local)
-            else:
-                ptv = s_pt
+            ptv = varied_jet_pt(label, s_pt, a, ev_idx, s_ev, s_off, self.pt_res_seed)
             jm = s_base & jet_pt_mask(ptv)
             nj = _count(jm, s_off)
             nb = _count(jm & s_isb, s_off)
@@ -308,6 +301,21 @@ def _ml_seconds(scorer) -> float:
     if stats is None:
         return 0.0
     return float(stats.seconds_features + stats.seconds_model + stats.seconds_fused)
+
+
+def varied_jet_pt(label: str, pt: np.ndarray, arrays, ev_idx: np.ndarray, jet_event: np.ndarray,
+                  offsets: np.ndarray, pt_res_seed: int) -> np.ndarray:
+    """Jet pT (flat, GeV) under the kinematic variation ``label``: ``pt_scale_up`` scales it,
+    ``pt_res_up`` smears it by the per-jet factor of (run, lumi, event, jet index in its event),
+    anything else is nominal. ``ev_idx`` picks the chunk's events that ``pt`` belongs to,
+    ``jet_event`` (per jet) indexes those events, ``offsets`` are their jet offsets."""
+    if label == "pt_scale_up":
+        return pt * PT_SCALE_UP
+    if label == "pt_res_up":
+        local = np.arange(len(pt), dtype=np.int64) - offsets[jet_event]
+        ids = [ak.to_numpy(arrays[b])[ev_idx][jet_event] for b in ID_BRANCHES]
+        return pt * pt_resolution_factors(pt_res_seed, *ids, local)
+    return pt
 
 
 def peak_rss_mb() -> float:

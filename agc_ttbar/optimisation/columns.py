@@ -29,9 +29,10 @@ import awkward as ak
 import numpy as np
 
 from ..observables import event_index, ht, offsets_of
+from ..processing import varied_jet_pt
 from ..samples import BTAG_VARIATIONS, KINEMATIC_VARIATIONS, SCALE_VARIATIONS, variations_for
-from ..selection import ID_BRANCHES, electron_mask, jet_base_mask, jet_pt_mask, muon_mask
-from ..systematics import PT_SCALE_UP, btag_weight_factor, pt_resolution_factors, scale_var_factor
+from ..selection import electron_mask, jet_base_mask, jet_pt_mask, muon_mask
+from ..systematics import btag_weight_factor, scale_var_factor
 
 #: Leading selected jets kept per event (events with more jets keep their exact H_T and n_jets).
 N_JETS = 10
@@ -96,14 +97,7 @@ class ColumnCollector:
         fields = {"eta": _jagged(a["Jet_eta"])[1][keep], "phi": _jagged(a["Jet_phi"])[1][keep],
                   "mass": _jagged(a["Jet_mass"])[1][keep], "btag": _jagged(a["Jet_btagCSVV2"])[1][keep]}
         for label in self.kinematic:
-            if label == "pt_scale_up":
-                ptv = s_pt * PT_SCALE_UP
-            elif label == "pt_res_up":
-                local = np.arange(len(s_pt), dtype=np.int64) - s_off[s_ev]
-                ids = [ak.to_numpy(a[b])[ev_idx][s_ev] for b in ID_BRANCHES]
-                ptv = s_pt * pt_resolution_factors(self.pt_res_seed, *ids, local)
-            else:
-                ptv = s_pt
+            ptv = varied_jet_pt(label, s_pt, a, ev_idx, s_ev, s_off, self.pt_res_seed)
             jm = s_base & jet_pt_mask(ptv)
             nj = _count(jm, s_off)
             r = nj >= 4
