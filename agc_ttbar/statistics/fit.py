@@ -177,11 +177,63 @@ def _twice_nll_function(model, data):
     return twice_nll
 
 
+class _JaxTwiceNLL:
+    """-2 log L of a pyhf model and its exact gradient, by pyhf's JAX backend (jit-compiled).
+
+    MIGRAD with the gradient needs about half the likelihood evaluations of MIGRAD with numerical
+    derivatives and each costs less (the ranking's refits: 0.15 s instead of 0.37 s on the AGC model;
+    the POI agrees with the numerical-derivative refit to a few 1e-5). ``__call__`` evaluates value and
+    gradient together and keeps the gradient for :meth:`grad` at the same point (MIGRAD asks for
+    both). Built in the process that uses it: pyhf's backend is global, and JAX must not be started
+    before a fork (its threads do not survive one).
+    """
+
+    def __init__(self, spec: dict, poi_name: str, modifier_settings: dict, data) -> None:
+        import jax
+        import pyhf
+
+        jax.config.update("jax_enable_x64", True)
+        self._previous = pyhf.get_backend()
+        pyhf.set_backend("jax")
+        import jax.numpy as jnp
+
+        model = pyhf.Model(spec, poi_name=poi_name, modifier_settings=modifier_settings, validate=False)
+        data_t = jnp.asarray(np.asarray(data, dtype=float))
+        self._jnp = jnp
+        self._value_and_grad = jax.jit(jax.value_and_grad(lambda p: -2.0 * model.logpdf(p, data_t)[0]))
+        self._last: tuple[bytes, np.ndarray] | None = None
+
+    def restore_backend(self) -> None:
+        """Give pyhf back the backend it had before (the serial path, in the caller's process)."""
+        import pyhf
+
+        pyhf.set_backend(*self._previous)
+
+    def __call__(self, pars) -> float:
+        x = np.asarray(pars, dtype=float)
+        value, grad = self._value_and_grad(self._jnp.asarray(x))
+        self._last = (x.tobytes(), np.asarray(grad, dtype=float))
+        return float(value)
+
+    def grad(self, pars) -> np.ndarray:
+        x = np.asarray(pars, dtype=float)
+        if self._last is None or self._last[0] != x.tobytes():
+            self(x)
+        return self._last[1]
+
+
+def _jax_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("jax") is not None
+
+
 def _minimise_fixed(twice_nll, init, bounds, fixed, names, strategy: int, tolerance: float | None, steps):
-    """MIGRAD only (no HESSE): best-fit values with some parameters held constant, and validity."""
+    """MIGRAD only (no HESSE): best-fit values with some parameters held constant, and validity.
+    ``twice_nll`` with a ``grad`` method (:class:`_JaxTwiceNLL`) gives MIGRAD its gradient."""
     import iminuit
 
-    m = iminuit.Minuit(twice_nll, np.asarray(init, dtype=float), name=names)
+    m = iminuit.Minuit(twice_nll, np.asarray(init, dtype=float), grad=getattr(twice_nll, "grad", None), name=names)
     m.errordef = iminuit.Minuit.LEAST_SQUARES  # the function is -2 log L
     m.limits = bounds
     m.fixed = fixed
@@ -199,6 +251,8 @@ _RANKING_STATE: dict[str, Any] = {}
 def _ranking_task(task):
     """One ranking refit: (parameter index, kind, fixed value) -> (POI shift or nan, retried)."""
     st = _RANKING_STATE
+    if st["twice_nll"] is None:   # a forked worker: its own JAX function, built once per process
+        st["twice_nll"] = _JaxTwiceNLL(*st["jax_model"])
     i, kind, value = task
     init = np.array(st["bestfit"], dtype=float)
     init[i] = value
@@ -216,7 +270,7 @@ def _ranking_task(task):
 
 
 def ranking(model, data, outcome: FitOutcome, *, poi: str, retry_strategy: int = 2,
-            tolerance: float | None = None, processes: int = 1) -> dict[str, Any]:
+            tolerance: float | None = None, processes: int = 1, gradient: bool = True) -> dict[str, Any]:
     """Impact of every nuisance parameter on the POI (cabinetry's definition).
 
     For each parameter theta (POI excluded): refit with theta held at hat-theta +- its pre-fit
@@ -226,9 +280,12 @@ def ranking(model, data, outcome: FitOutcome, *, poi: str, retry_strategy: int =
     tolerance (a few 1e-3 of the POI at most). A refit with an invalid minimum is repeated with
     ``retry_strategy``; if that fails too the impact is null and listed under ``failed``.
     ``processes`` > 1 spreads the refits over forked worker processes; each refit is independent,
-    so the result does not depend on it.
+    so the result does not depend on it. ``gradient`` (default, where JAX is installed) gives MIGRAD
+    the exact gradient of the likelihood (:class:`_JaxTwiceNLL`, ~2.4x less CPU); without it MIGRAD
+    uses numerical derivatives of the NumPy-backend likelihood.
     """
     import multiprocessing
+    import sys
 
     import cabinetry
 
@@ -237,9 +294,22 @@ def ranking(model, data, outcome: FitOutcome, *, poi: str, retry_strategy: int =
     poi_index = labels.index(poi)
     prefit_unc = np.asarray(cabinetry.model_utils.prefit_uncertainties(model), dtype=float)
     fixed0 = list(model.config.suggested_fixed())
+    use_jax = gradient and _jax_available()
+    forking = processes > 1 and "fork" in multiprocessing.get_all_start_methods()
+    if use_jax and forking and "jax" in sys.modules:
+        # JAX already running here: its threads do not survive a fork, so no forked workers
+        log.info("ranking: JAX is already loaded in this process; refits run serially")
+        forking = False
+    jax_model = (model.spec, model.config.poi_name, dict(model.config.modifier_settings), list(data))
+    if not use_jax:
+        twice_nll = _twice_nll_function(model, data)
+    elif forking:
+        twice_nll = None  # each worker builds its own (see _ranking_task)
+    else:
+        twice_nll = _JaxTwiceNLL(*jax_model)
     _RANKING_STATE.clear()
     _RANKING_STATE.update(
-        twice_nll=_twice_nll_function(model, data), bestfit=np.asarray(res.bestfit, dtype=float),
+        twice_nll=twice_nll, jax_model=jax_model, bestfit=np.asarray(res.bestfit, dtype=float),
         bounds=[tuple(b) for b in model.config.suggested_bounds()], fixed=fixed0, labels=labels,
         strategy=outcome.strategy, retry_strategy=retry_strategy, tolerance=tolerance,
         steps=[float(u) if u > 0 else 0.01 for u in res.uncertainty], poi_index=poi_index,
@@ -256,12 +326,16 @@ def ranking(model, data, outcome: FitOutcome, *, poi: str, retry_strategy: int =
                 continue  # unconstrained (no pre-fit width) or fixed parameter: impact 0
             tasks.append((i, kind, float(value)))
             slots.append((j, kind))
-    if processes > 1 and len(tasks) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            answers = pool.map(_ranking_task, tasks, chunksize=1)
-    else:
-        answers = [_ranking_task(t) for t in tasks]
-    _RANKING_STATE.clear()
+    try:
+        if forking and len(tasks) > 1:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                answers = pool.map(_ranking_task, tasks, chunksize=1)
+        else:
+            answers = [_ranking_task(t) for t in tasks]
+    finally:
+        if isinstance(twice_nll, _JaxTwiceNLL):
+            twice_nll.restore_backend()
+        _RANKING_STATE.clear()
     failed, retried = [], []
     for (j, kind), (shift, was_retried) in zip(slots, answers):
         impacts[kind][j] = shift
