@@ -6,8 +6,9 @@ The pool, the submit environment and the way Snakemake is started inside the chr
 tests/test_htcondor.py (its helpers; the pool fixture is in conftest.py). The mock files are generated once, by the local
 reference run, and copied into the pool run's folder, so the pool runs the 45 per-file jobs. While
 `snakemake --profile profiles/htcondor` runs, the test waits for the payload of a per-file job
-(`python workflow_scripts/process_file.py`, found in /proc by its working directory) and then, one
-fault at a time, on three different jobs:
+(`python workflow_scripts/process_file.py`, found in /proc by its working directory), stops it
+(SIGSTOP, so that a 1000-event job cannot finish before the fault lands, however loaded the machine
+is) and then, one fault at a time, on three different jobs:
 
 1. `condor_vacate_job`: HTCondor evicts the job and, as it stays in the queue, starts it again by
    itself (a second execution of the same cluster); Snakemake only sees it go idle and run again.
@@ -56,6 +57,8 @@ CONFIG = {
 N_PER_FILE = N_SAMPLES * FILES_PER_SAMPLE
 #: Seconds to wait for the next per-file payload to run.
 PAYLOAD_WAIT_S = 300
+#: Seconds a payload stays stopped after its condor_vacate_job / condor_rm was issued.
+STOPPED_AFTER_FAULT_S = 1.0
 #: Seconds the faulted run may take in all.
 RUN_TIMEOUT_S = 1500
 HISTORY_ATTRS = ["ClusterId", "JobBatchName", "Args", "JobStatus", "ExitCode", "ExitBySignal",
@@ -157,7 +160,8 @@ def _first_event(host: pathlib.Path, cluster: int, codes: set[str], wait_s: floa
     """The first of the event codes `codes` (e.g. 004 evicted, 005 terminated, 009 aborted) that
     the job event log of the executor records for `cluster`, waiting up to wait_s for one."""
     log = host / ".snakemake" / "htcondor" / "snakemake-rules.log"
-    pattern = re.compile(rf"^(\d{{3}}) \({cluster}\.\d+\.\d+\) ", re.MULTILINE)
+    # The event log zero-pads the cluster id to three digits: "004 (047.000.000) ..."
+    pattern = re.compile(rf"^(\d{{3}}) \(0*{cluster}\.\d+\.\d+\) ", re.MULTILINE)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace") if log.exists() else ""
@@ -171,39 +175,78 @@ def _first_event(host: pathlib.Path, cluster: int, codes: set[str], wait_s: floa
 def _inject_faults(run: _Run, inner: pathlib.Path, host: pathlib.Path) -> list[dict]:
     """Vacate one running per-file job, remove a second, SIGKILL the payload of a third.
 
-    A job that ends before its fault lands (the command fails, the event log shows it terminated
-    first, or the payload is gone) is left alone and the next running payload is taken."""
+    Each payload is stopped (SIGSTOP) as soon as it is seen, so its job is still running when the
+    fault is injected: without it a small job often ended first and the run finished before all
+    three faults were in. The stopped payload is continued (SIGCONT) a moment after the vacate or
+    removal was issued (see _fault_one), and in any case when it is passed over. A payload
+    gone before the stop, or a job whose fault does not show in the event log, is left alone and
+    the next running payload is taken."""
     faults: list[dict] = []
     done: set[str] = set()
     for kind in ("vacate", "remove", "kill"):
         for _ in range(20):
             output, pid = run.next_payload(done)
-            done.add(output)  # faulted or finished: never taken again (its retry neither)
-            cluster = _cluster_of(inner, output)
-            if cluster is None or not pathlib.Path(f"/proc/{pid}").exists():
+            done.add(output)  # faulted or passed over: never taken again (its retry neither)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
                 continue
-            if kind == "kill":
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
-            else:
-                tool = {"vacate": "condor_vacate_job", "remove": "condor_rm"}[kind]
-                proc = _pool("root", "--", tool, str(cluster), timeout=60, check=False)
-                # 004 evicted (vacate, and the kill of a removed running job), 009 aborted.
-                wanted = {"vacate": "004", "remove": "009"}[kind]
-                first = _first_event(host, cluster, {wanted, "005"})
-                if first != wanted:
-                    print(f"{kind} of cluster {cluster} missed (rc {proc.returncode}, first event "
-                          f"{first}): {proc.stdout.strip()} {proc.stderr.strip()}", flush=True)
-                    continue
-            faults.append({"kind": kind, "cluster": cluster, "output": output, "pid": pid,
-                           "at": time.strftime("%H:%M:%S")})
-            print(f"fault {kind}: cluster {cluster} ({output}, payload pid {pid})", flush=True)
+            try:
+                fault = _fault_one(kind, inner, host, output, pid)
+            finally:  # a killed payload is gone (or a zombie): continuing it is harmless
+                _continue(pid)
+            if fault is None:
+                continue
+            faults.append(fault)
+            print(f"fault {kind}: cluster {fault['cluster']} ({output}, payload pid {pid})",
+                  flush=True)
             break
         else:
             pytest.fail(f"could not catch a running {PER_FILE_RULE} job to {kind}:\n{run.tail()}")
     return faults
+
+
+def _continue(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
+def _fault_one(kind: str, inner: pathlib.Path, host: pathlib.Path, output: str,
+               pid: int) -> dict | None:
+    """Inject fault `kind` into the (stopped) payload `pid` of per-file job `output`; the fault's
+    record, or None when it could not be injected."""
+    deadline = time.monotonic() + 30  # the queue may show the job running a moment later
+    cluster = _cluster_of(inner, output)
+    while cluster is None and time.monotonic() < deadline and pathlib.Path(f"/proc/{pid}").exists():
+        time.sleep(0.5)
+        cluster = _cluster_of(inner, output)
+    if cluster is None:
+        print(f"{kind}: no running condor job for {output}; passed over", flush=True)
+        return None
+    if kind == "kill":
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return None
+    else:
+        tool = {"vacate": "condor_vacate_job", "remove": "condor_rm"}[kind]
+        proc = _pool("root", "--", tool, str(cluster), timeout=60, check=False)
+        # The starter's soft kill (SIGTERM) reaches the job's inner Snakemake, which passes it on to
+        # the payload: a stopped payload would hold both until the hard kill (minutes). Continue it
+        # once the kill has had time to arrive; the payload still has most of its work to do.
+        time.sleep(STOPPED_AFTER_FAULT_S)
+        _continue(pid)
+        # 004 evicted (vacate, and the kill of a removed running job), 009 aborted.
+        wanted = {"vacate": "004", "remove": "009"}[kind]
+        first = _first_event(host, cluster, {wanted, "005"})
+        if first != wanted:
+            print(f"{kind} of cluster {cluster} missed (rc {proc.returncode}, first event "
+                  f"{first}): {proc.stdout.strip()} {proc.stderr.strip()}", flush=True)
+            return None
+    return {"kind": kind, "cluster": cluster, "output": output, "pid": pid,
+            "at": time.strftime("%H:%M:%S")}
 
 
 def _history(inner: pathlib.Path) -> list[dict]:
