@@ -24,6 +24,7 @@ if config["use_inference"]:
             layout.log(R, "ml_training_data"),
         benchmark:
             layout.benchmark(R, "ml_training_data")
+        priority: PRIORITY_CRITICAL
         threads: 1
         resources:
             mem_mb=4000,
@@ -57,6 +58,7 @@ if config["use_inference"]:
                 layout.log(R, "ml_train_bdt"),
             benchmark:
                 layout.benchmark(R, "ml_train_bdt")
+            priority: PRIORITY_CRITICAL if ML["model"] == "bdt" else 0
             threads: ML["threads"]
             resources:
                 mem_mb=4000,
@@ -84,6 +86,7 @@ if config["use_inference"]:
                 layout.log(R, "ml_train_torch"),
             benchmark:
                 layout.benchmark(R, "ml_train_torch")
+            priority: PRIORITY_CRITICAL if ML["model"] == "torch" else 0
             threads: ML["threads"]
             resources:
                 mem_mb=4000,

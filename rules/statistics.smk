@@ -87,6 +87,7 @@ rule workspace:
         layout.log(R, "workspace"),
     benchmark:
         layout.benchmark(R, "workspace")
+    priority: PRIORITY_CRITICAL
     threads: 1
     resources:
         mem_mb=1000,
@@ -106,6 +107,7 @@ rule fit:
         layout.log(R, "fit"),
     benchmark:
         layout.benchmark(R, "fit")
+    priority: PRIORITY_CRITICAL
     threads: STAT["threads"]
     resources:
         mem_mb=2000,
@@ -113,6 +115,8 @@ rule fit:
     params:
         strategy="null" if STAT["fit_strategy"] is None else STAT["fit_strategy"],
         retry=STAT["retry_strategy"],
+        ranking=f'--ranking-strategy {STAT["ranking_strategy"]} '
+        f'--ranking-tolerance {STAT["ranking_tolerance"]!r}',
         flags=" ".join(
             flag
             for flag, on in (
@@ -127,7 +131,7 @@ rule fit:
     shell:
         "python workflow_scripts/fit.py --workspace {input} --output {output.results} "
         "--provenance {output.provenance} --strategy {params.strategy} "
-        "--retry-strategy {params.retry} --threads {threads} --config-hash {params.config_hash} "
+        "--retry-strategy {params.retry} {params.ranking} --threads {threads} --config-hash {params.config_hash} "
         "{params.flags} > {log} 2>&1"
 
 
@@ -191,6 +195,7 @@ rule template_plots:
         layout.log(R, "template_plots"),
     benchmark:
         layout.benchmark(R, "template_plots")
+    priority: PRIORITY_CRITICAL
     threads: 1
     resources:
         mem_mb=1500,
@@ -234,7 +239,8 @@ rule stat_plots:
         layout.log(R, "stat_plots"),
     benchmark:
         layout.benchmark(R, "stat_plots")
-    threads: 1
+    priority: PRIORITY_CRITICAL
+    threads: STAT["threads"]
     resources:
         mem_mb=2000,
         runtime=30,
@@ -245,7 +251,8 @@ rule stat_plots:
     shell:
         "python workflow_scripts/stat_plots.py --workspace {input.workspace} --fit-results {input.fit} "
         "--cabinetry-config {input.config} {params.ml} --templates-index {input.templates_index} "
-        "--formats {params.formats} --dataset {params.dataset} --summary {output.summary} --index {output.index} "
+        "--formats {params.formats} --dataset {params.dataset} --processes {threads} "
+        "--summary {output.summary} --index {output.index} "
         "> {log} 2>&1"
 
 

@@ -8,6 +8,7 @@ w x content with the sample's constant N=5 weight (spec 1.3, 1.5).
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -340,6 +341,25 @@ def test_ranking_matches_cabinetry_on_small_model():
     assert stat_fit.ranking(model, data, outcome, poi="mu", processes=2) == ours
 
 
+@pytest.mark.slow
+def test_default_ranking_refits_agree_with_tight_strategy_1(ref_workspace):
+    """The ranking's default refits (Minuit strategy 0, tolerance 1e-4: a quarter of the CPU) give
+    the impacts of careful refits (strategy 1, tolerance 1e-3) within 1e-3 on the full AGC model."""
+    import cabinetry
+
+    _, _, ws = ref_workspace
+    model, data = cabinetry.model_utils.model_and_data(ws)
+    outcome = stat_fit.mle_fit(model, data)
+    fast = stat_fit.ranking(model, data, outcome, poi="ttbar_norm", processes=2)
+    tight = stat_fit.ranking(model, data, outcome, poi="ttbar_norm", processes=2, strategy=1,
+                             tolerance=1e-3)
+    assert (fast["strategy"], fast["tolerance"]) == (0, 1e-4) and fast["failed"] == tight["failed"] == []
+    assert fast["labels"] == tight["labels"] and len(fast["labels"]) > 20
+    for kind in ("prefit_up", "prefit_down", "postfit_up", "postfit_down"):
+        np.testing.assert_allclose(fast[kind], tight[kind], atol=1e-3, rtol=0, err_msg=kind)
+    assert max(abs(x) for x in tight["prefit_up"]) > 0.05  # impacts much larger than the tolerance
+
+
 def test_failed_minimisation_is_retried_and_recorded(caplog):
     """A call limit too small for MIGRAD fails the first attempt; the retry (default maxiter) succeeds."""
     _, model, data = _small_model()
@@ -430,6 +450,50 @@ def test_plots_summary_and_index(ref_workspace, ref_analysis, tmp_path):
     assert cr["samples"]["ttbar"]["postfit"] > cr["samples"]["ttbar"]["prefit"]
     page = summary.summary_html(doc, yields)
     assert "fit result for ttbar_norm: 0.953 &plusmn; 0.089" in page and "4j2b SR" in page
+
+
+def test_plots_in_forked_processes_equal_the_serial_run(ref_workspace, ref_analysis, tmp_path):
+    """stat_plots with its rule's threads (make_all processes=2): the same files, byte for byte, and
+    the same index entries in the same order as one process. Run in a fresh process, as the job
+    runs: this one has loaded JAX (the ranking tests), and fork_map then stays serial."""
+    _, cfg, ws = ref_workspace
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"ws": ws, "doc": ref_analysis, "cfg": cfg}))
+    code = f"""
+import json, os, pathlib, sys
+from agc_ttbar.statistics import plots
+d = json.loads(pathlib.Path({str(inputs)!r}).read_text())
+save = plots.save
+savers = pathlib.Path({str(tmp_path)!r}) / "savers.txt"
+def save_and_record(*args, **kwargs):  # which process wrote each figure
+    with open(savers, "a") as fh:
+        fh.write(f"{{processes}} {{os.getpid()}}\\n")
+    return save(*args, **kwargs)
+plots.save = save_and_record
+for processes in (1, 2):
+    out = pathlib.Path({str(tmp_path)!r}) / f"p{{processes}}"
+    entries, yields = plots.make_all(d["ws"], d["doc"], d["cfg"], str(out), ["png", "pdf"],
+                                     include_templates=False, processes=processes)
+    rel = [{{**e, "files": [os.path.relpath(f, out) for f in e["files"]]}} for e in entries]
+    (out / "entries.json").write_text(json.dumps([rel, yields], sort_keys=True))
+assert "jax" not in sys.modules
+print(os.getpid())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    parent = int(proc.stdout.split()[-1])
+    savers = [line.split() for line in (tmp_path / "savers.txt").read_text().splitlines()]
+    assert {int(pid) for n, pid in savers if n == "1"} == {parent}
+    assert len({int(pid) for n, pid in savers if n == "2"} - {parent}) == 2  # two forked workers
+    runs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"p{processes}"
+        runs[processes] = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    entries = json.loads(runs[1]["entries.json"])[0]
+    assert len(runs[1]) == 2 * len(entries) + 1 >= 13
+    assert runs[2].keys() == runs[1].keys()
+    for name, data in runs[1].items():
+        assert runs[2][name] == data, name
 
 
 def test_every_format_is_written_and_reproducible(tmp_path):

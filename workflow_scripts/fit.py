@@ -26,6 +26,10 @@ def main(argv=None) -> int:
     p.add_argument("--provenance", required=True, help="JSON with date, host platform and timings")
     p.add_argument("--strategy", default="null", help="Minuit strategy 0/1/2 or null (iminuit default)")
     p.add_argument("--retry-strategy", type=int, default=2)
+    p.add_argument("--ranking-strategy", type=int, default=fit.RANKING_STRATEGY,
+                   help="Minuit strategy of the ranking's refits")
+    p.add_argument("--ranking-tolerance", type=float, default=fit.RANKING_TOLERANCE,
+                   help="Minuit tolerance of the ranking's refits")
     p.add_argument("--no-asimov", action="store_true")
     p.add_argument("--no-ranking", action="store_true")
     p.add_argument("--no-gof", action="store_true")
@@ -44,7 +48,9 @@ def main(argv=None) -> int:
     try:
         doc, timings = fit.analyse(ws, poi=model.POI, strategy=strategy, retry_strategy=args.retry_strategy,
                                    asimov=not args.no_asimov, do_ranking=not args.no_ranking,
-                                   gof=not args.no_gof, processes=args.threads, minos_poi=not args.no_minos)
+                                   gof=not args.no_gof, processes=args.threads, minos_poi=not args.no_minos,
+                                   ranking_strategy=args.ranking_strategy,
+                                   ranking_tolerance=args.ranking_tolerance)
     except fit.FitFailedError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1

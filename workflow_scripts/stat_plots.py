@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     p.add_argument("--templates-index", default=None,
                    help="index of template figures drawn by template_plots.py: merged into --index "
                         "instead of drawing the templates here")
+    p.add_argument("--processes", type=int, default=1,
+                   help="draw independent groups of figures in this many forked processes (the rule's "
+                        "threads); the files do not depend on it")
     p.add_argument("--summary", required=True, help="HTML summary to write")
     p.add_argument("--index", required=True, help="index.json to write")
     args = p.parse_args(argv)
@@ -46,7 +49,8 @@ def main(argv=None) -> int:
     ws_ml = workspace.load(args.workspace_ml) if args.workspace_ml else None
     cab_ml = cabinetry.configuration.load(args.cabinetry_config_ml) if args.cabinetry_config_ml else None
     entries, yields = plots.make_all(ws, doc, cab, args.outdir, args.formats, ws_ml, cab_ml,
-                                     include_templates=args.templates_index is None, dataset=args.dataset)
+                                     include_templates=args.templates_index is None, dataset=args.dataset,
+                                     processes=args.processes)
     atomic_write_text(args.summary, summary.summary_html(doc, yields))
 
     base = os.path.dirname(os.path.abspath(args.index))

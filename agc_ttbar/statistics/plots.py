@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Iterable, Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, Sequence
 
 import matplotlib
 
@@ -329,6 +330,28 @@ def _templates(cab_config: dict[str, Any], outdir: str, formats: Sequence[str]) 
 # --------------------------------------------------------------------------------------------
 # everything
 
+#: The figure tasks of the running make_all, read by forked workers (inherited, not pickled).
+_TASKS: list[Callable[[], list[dict[str, Any]]]] = []
+
+
+def _run_task(i: int) -> list[dict[str, Any]]:
+    return _TASKS[i]()
+
+
+def _as_kind(kind: str, task: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{**e, "kind": kind} for e in task()]
+
+
+def _draw(tasks: list[Callable[[], list[dict[str, Any]]]], processes: int) -> list[list[dict[str, Any]]]:
+    """Run the figure tasks, in forked workers when ``processes`` > 1; results in task order."""
+    from agc_ttbar.parallel import fork_map
+
+    _TASKS[:] = tasks
+    try:
+        return fork_map(_run_task, range(len(tasks)), processes)
+    finally:
+        _TASKS.clear()
+
 
 def _channel_edges(cab_config: dict[str, Any]) -> tuple[dict[str, list[float]], dict[str, str]]:
     edges = {r["Name"]: r["Binning"] for r in cab_config["Regions"]}
@@ -339,12 +362,16 @@ def _channel_edges(cab_config: dict[str, Any]) -> tuple[dict[str, list[float]], 
 def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any], outdir: str,
              formats: Sequence[str], ws_ml: dict[str, Any] | None = None,
              cab_config_ml: dict[str, Any] | None = None,
-             include_templates: bool = True, dataset: str = "agc") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             include_templates: bool = True, dataset: str = "agc",
+             processes: int = 1) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All statistics figures; returns (index entries, yields table for the summary).
 
     Figures go to ``outdir``/{data_mc,fit,templates,ml}. ``doc`` is the fit_results.json content.
     ``include_templates=False`` leaves out the template figures, which do not depend on the fit
     (the workflow draws them in their own rule, so a fit-only rerun does not redraw them).
+    ``processes`` > 1 draws independent groups of figures (data/MC per stage, pulls, correlations,
+    ranking, templates, ML data/MC per stage) in forked workers (:func:`agc_ttbar.parallel.fork_map`);
+    the files and the entries, in the same order, do not depend on it.
     """
     import cabinetry
 
@@ -363,17 +390,19 @@ def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any]
     for path in sub.values():
         os.makedirs(path, exist_ok=True)
 
-    entries = []
-    entries += data_mc(prefit, obs, edges, variables, sub["data_mc"], "pre-fit", formats, dataset=dataset)
-    entries += data_mc(postfit, obs, edges, variables, sub["data_mc"], "post-fit", formats, dataset=dataset)
+    # Each task draws a group of figures and returns its index entries; the index keeps this order.
+    tasks: list[Callable[[], list[dict[str, Any]]]] = [
+        partial(data_mc, prefit, obs, edges, variables, sub["data_mc"], "pre-fit", formats, dataset=dataset),
+        partial(data_mc, postfit, obs, edges, variables, sub["data_mc"], "post-fit", formats, dataset=dataset),
+    ]
     prefit_unc = dict(zip(model.config.par_names, cabinetry.model_utils.prefit_uncertainties(model)))
     poi = doc["poi"]["name"]
-    entries += pulls(doc, prefit_unc, sub["fit"], formats, exclude=[poi], dataset=dataset)
-    entries += correlation_matrix(doc, sub["fit"], formats, dataset=dataset)
+    tasks.append(partial(pulls, doc, prefit_unc, sub["fit"], formats, exclude=[poi], dataset=dataset))
+    tasks.append(partial(correlation_matrix, doc, sub["fit"], formats, dataset=dataset))
     if doc.get("ranking"):
-        entries += ranking(doc["ranking"], prefit_unc, sub["fit"], formats)
+        tasks.append(partial(ranking, doc["ranking"], prefit_unc, sub["fit"], formats))
     if include_templates:
-        entries += templates(cab_config, sub["templates"], formats)
+        tasks.append(partial(templates, cab_config, sub["templates"], formats))
     if ws_ml is not None:
         model_ml, data_ml = cabinetry.model_utils.model_and_data(ws_ml)
         obs_ml = cabinetry.model_utils._data_per_channel(model_ml, data_ml)
@@ -381,10 +410,11 @@ def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any]
         matched = cabinetry.model_utils.match_fit_results(model_ml, fit)
         pre_ml = cabinetry.model_utils.prediction(model_ml)
         post_ml = cabinetry.model_utils.prediction(model_ml, fit_results=matched)
-        for e in data_mc(pre_ml, obs_ml, edges_ml, variables_ml, sub["ml"], "pre-fit", formats, dataset=dataset):
-            entries.append({**e, "kind": "ml_data_mc"})
-        for e in data_mc(post_ml, obs_ml, edges_ml, variables_ml, sub["ml"], "post-fit", formats, dataset=dataset):
-            entries.append({**e, "kind": "ml_data_mc"})
+        for stage, prediction in (("pre-fit", pre_ml), ("post-fit", post_ml)):
+            tasks.append(partial(_as_kind, "ml_data_mc", partial(
+                data_mc, prediction, obs_ml, edges_ml, variables_ml, sub["ml"], stage, formats,
+                dataset=dataset)))
+    entries = [e for group in _draw(tasks, processes) for e in group]
 
     table = {"channels": {}}
     for ich, channel in enumerate(model.config.channels):
