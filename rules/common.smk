@@ -20,6 +20,15 @@ SAMPLE_KEYS = list(config["samples"])
 PRIORITY_CRITICAL = 10
 
 
+def ml_threads(kind):
+    """Threads of the training or evaluation job of ML model `kind`: ml.threads for the model
+    the per-file jobs use, ml.compare_threads for a comparison model (nothing else waits for it,
+    so with one thread it runs beside the chain to the result instead of holding two cores).
+    """
+    ml = config["ml"]
+    return ml["threads"] if kind == ml["model"] else ml["compare_threads"]
+
+
 wildcard_constraints:
     sample=r"[A-Za-z0-9_]+__[A-Za-z0-9_]+",
     index=r"\d{5}",

@@ -59,7 +59,7 @@ if config["use_inference"]:
             benchmark:
                 layout.benchmark(R, "ml_train_bdt")
             priority: PRIORITY_CRITICAL if ML["model"] == "bdt" else 0
-            threads: ML["threads"]
+            threads: ml_threads("bdt")
             resources:
                 mem_mb=4000,
                 runtime=120,
@@ -87,7 +87,7 @@ if config["use_inference"]:
             benchmark:
                 layout.benchmark(R, "ml_train_torch")
             priority: PRIORITY_CRITICAL if ML["model"] == "torch" else 0
-            threads: ML["threads"]
+            threads: ml_threads("torch")
             resources:
                 mem_mb=4000,
                 runtime=120,
@@ -114,7 +114,7 @@ if config["use_inference"]:
                 layout.log(R, "ml_evaluate_published"),
             benchmark:
                 layout.benchmark(R, "ml_evaluate_published")
-            threads: ML["threads"]
+            threads: ml_threads("published")
             resources:
                 mem_mb=4000,
                 runtime=60,

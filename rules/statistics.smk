@@ -240,7 +240,7 @@ rule stat_plots:
     benchmark:
         layout.benchmark(R, "stat_plots")
     priority: PRIORITY_CRITICAL
-    threads: STAT["threads"]
+    threads: config["plots"]["threads"]
     resources:
         mem_mb=2000,
         runtime=30,
