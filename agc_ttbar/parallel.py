@@ -27,8 +27,9 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], processes: int) -> list
     """``[func(x) for x in items]``, over ``processes`` forked workers when that is > 1.
 
     Runs in this process when ``processes`` <= 1, when there is at most one item, when fork is
-    not available or when JAX is loaded here (its thread pool would deadlock a forked child). ``func`` must be a module-level function; its return values are pickled back.
-    Items are handed out one at a time (``chunksize=1``): the pieces here are few and uneven.
+    not available or when JAX is loaded here (its thread pool would deadlock a forked child).
+    ``func`` must be a module-level function; its return values are pickled back. Items are handed
+    out one at a time (``chunksize=1``): the pieces here are few and uneven.
     """
     items = list(items)
     n = min(int(processes), len(items))
