@@ -18,22 +18,23 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def fork_available() -> bool:
-    """Whether this platform can fork worker processes (not on Windows; macOS can)."""
-    return "fork" in multiprocessing.get_all_start_methods()
+def can_fork() -> bool:
+    """Whether this process can fork workers: the platform forks (not Windows) and JAX, whose
+    threads do not survive a fork (a forked child would deadlock), is not loaded here."""
+    return "fork" in multiprocessing.get_all_start_methods() and "jax" not in sys.modules
 
 
 def fork_map(func: Callable[[T], R], items: Sequence[T], processes: int) -> list[R]:
     """``[func(x) for x in items]``, over ``processes`` forked workers when that is > 1.
 
-    Runs in this process when ``processes`` <= 1, when there is at most one item, when fork is
-    not available or when JAX is loaded here (its thread pool would deadlock a forked child).
+    Runs in this process when ``processes`` <= 1, when there is at most one item, or when this
+    process cannot fork (:func:`can_fork`).
     ``func`` must be a module-level function; its return values are pickled back. Items are handed
     out one at a time (``chunksize=1``): the pieces here are few and uneven.
     """
     items = list(items)
     n = min(int(processes), len(items))
-    if n <= 1 or not fork_available() or "jax" in sys.modules:
+    if n <= 1 or not can_fork():
         return [func(x) for x in items]
     with multiprocessing.get_context("fork").Pool(n) as pool:
         return pool.map(func, items, chunksize=1)

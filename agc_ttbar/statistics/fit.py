@@ -181,10 +181,10 @@ class _JaxTwiceNLL:
     """-2 log L of a pyhf model and its exact gradient, by pyhf's JAX backend (jit-compiled).
 
     MIGRAD with the gradient needs fewer likelihood evaluations than MIGRAD with numerical
-    derivatives; strategy 1 still computes its final Hessian from function calls, so the whole
-    ranking of the AGC model takes ~20-25% less CPU (the impacts agree within 2e-4). ``__call__`` evaluates value and
-    gradient together and keeps the gradient for :meth:`grad` at the same point (MIGRAD asks for
-    both). Built in the process that uses it: pyhf's backend is global, and JAX must not be started
+    derivatives (at strategy 1, which still builds a Hessian from function calls, the whole ranking
+    of the AGC model took ~20-25% less CPU, impacts within 2e-4; for strategy 0, the ranking's
+    default, see :data:`RANKING_STRATEGY`). ``__call__`` evaluates value and gradient together and
+    keeps the gradient for :meth:`grad` at the same point (MIGRAD asks for both). Built in the process that uses it: pyhf's backend is global, and JAX must not be started
     before a fork (its threads do not survive one).
     """
 
@@ -296,11 +296,9 @@ def ranking(model, data, outcome: FitOutcome, *, poi: str, retry_strategy: int =
     the exact gradient of the likelihood (:class:`_JaxTwiceNLL`, ~20-25% less CPU); without it MIGRAD
     uses numerical derivatives of the NumPy-backend likelihood.
     """
-    import sys
-
     import cabinetry
 
-    from agc_ttbar.parallel import fork_available, fork_map
+    from agc_ttbar.parallel import can_fork, fork_map
 
     res = outcome.results
     labels = list(model.config.par_names)
@@ -308,11 +306,9 @@ def ranking(model, data, outcome: FitOutcome, *, poi: str, retry_strategy: int =
     prefit_unc = np.asarray(cabinetry.model_utils.prefit_uncertainties(model), dtype=float)
     fixed0 = list(model.config.suggested_fixed())
     use_jax = gradient and _jax_available()
-    forking = processes > 1 and fork_available()
-    if use_jax and forking and "jax" in sys.modules:
-        # JAX already running here: its threads do not survive a fork, so no forked workers
-        log.info("ranking: JAX is already loaded in this process; refits run serially")
-        forking = False
+    forking = processes > 1 and can_fork()
+    if processes > 1 and not forking:
+        log.info("ranking: this process cannot fork workers (JAX loaded, or no fork); refits run serially")
     jax_model = (model.spec, model.config.poi_name, dict(model.config.modifier_settings), list(data))
     if not use_jax:
         twice_nll = _twice_nll_function(model, data)
