@@ -64,9 +64,16 @@ def weighted(cutflow: Mapping, weight: float) -> dict:
 
 def sample_entry(sample: str, cutflow: Mapping, weight: float, nevts_total: int, n_files: int) -> dict:
     """One sample's record in the cutflow JSON."""
+    ordered = {"steps": _in_order(cutflow["steps"], STEPS), "single": _in_order(cutflow["single"], SINGLE)}
     return {"sample": sample, "weight": weight, "nevts_total": nevts_total, "n_files": n_files,
-            "raw": {p: dict(cutflow[p]) for p in ("steps", "single")},
-            "weighted": weighted(cutflow, weight)}
+            "raw": ordered, "weighted": weighted(ordered, weight)}
+
+
+def _in_order(counts: Mapping, names: Iterable[str]) -> dict:
+    """``counts`` with the known cuts in their order, then any others sorted: the JSON's bytes do
+    not depend on where the counts came from (a merged file's metadata is stored key-sorted)."""
+    names = list(names)
+    return {**{k: counts[k] for k in names if k in counts}, **{k: counts[k] for k in sorted(counts) if k not in names}}
 
 
 def markdown_table(entries: Iterable[Mapping]) -> str:

@@ -337,3 +337,49 @@ def merge_sets(paths) -> tuple[HistogramSet, list[dict]]:
         total += hs
         metas.append(meta)
     return total, metas
+
+
+# --------------------------------------------------------------------------------------------
+# Samples: the histograms of all per-file jobs of one sample
+
+
+def sample_meta(sample: str, metas: list[dict]) -> dict:
+    """Sample-level metadata from the metadata of its per-file-job partials (any order).
+
+    Raises ``ValueError`` naming the files when a partial belongs to another sample.
+    """
+    from . import cutflow
+
+    wrong = [m.get("file") for m in metas if m.get("sample") != sample]
+    if wrong:
+        raise ValueError(f"partials of other samples given for {sample}: {wrong}")
+    first = metas[0]
+    files = [part.get("file") for m in metas for part in m.get("parts", [m])]   # a job may read several
+    return {
+        "sample": sample, "process": first["process"], "variation": first["variation"],
+        "weight": first["weight"], "nevts_total": first["nevts_total"],
+        "n_files": len(files), "files": files,
+        "nevents": sum(m["nevents"] for m in metas),
+        "cutflow": cutflow.total(m["cutflow"] for m in metas),
+        "process_s": sum(m.get("timing", {}).get("wall_s", 0.0) for m in metas),
+        "peak_rss_mb_max": max(m.get("peak_rss_mb", 0.0) for m in metas),
+    }
+
+
+def merge_sample(sample: str, paths) -> tuple[HistogramSet, dict]:
+    """Sum the partials of one sample (exact: any order gives the same bits); the sum and the
+    sample-level metadata (:func:`sample_meta`)."""
+    total, metas = merge_sets(paths)
+    return total, sample_meta(sample, metas)
+
+
+def load_sample(path: str) -> tuple[HistogramSet, dict]:
+    """One sample's histograms and sample-level metadata (:func:`sample_meta`).
+
+    ``path`` is the sample's merged file or, for a sample that is one per-file job, that job's
+    partial (the workflow then runs no merge job for it: the file already is the sum).
+    """
+    hs, meta = HistogramSet.load(path)
+    if "n_files" in meta:          # a merged file: sample_meta wrote it
+        return hs, meta
+    return hs, sample_meta(meta["sample"], [meta])

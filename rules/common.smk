@@ -148,6 +148,20 @@ def partial_histograms(wildcards):
     return [layout.partial(R, wildcards.sample, i) for i in JOBS[wildcards.sample]]
 
 
+def sample_histograms(wildcards=None):
+    """Histograms of each sample, summed over its per-file jobs: the merge (merge_sample) of a
+    sample with several jobs; for a sample of one job (the default dataset), that job's partial,
+    which already is the sum, so no merge job runs for it."""
+    return [
+        (
+            layout.merged(R, s)
+            if len(JOBS[s]) > 1
+            else layout.partial(R, s, next(iter(JOBS[s])))
+        )
+        for s in SAMPLE_KEYS
+    ]
+
+
 def ml_models():
     """Model files the per-file job needs for inference ([] without ML)."""
     if not config["use_inference"]:

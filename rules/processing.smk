@@ -1,5 +1,6 @@
-# Processing stage (spec §2-4, §6.3, §7): per-file jobs -> exact partial histograms, per-sample merge,
-# histograms.root / histograms_ml.root, cutflow, and the optional validation against an AGC reference.
+# Processing stage (spec §2-4, §6.3, §7): per-file jobs -> exact partial histograms, per-sample merge
+# (of samples with several per-file jobs: sample_histograms in common.smk), histograms.root /
+# histograms_ml.root, cutflow, and the optional validation against an AGC reference.
 
 
 rule process_file:
@@ -56,7 +57,7 @@ rule merge_sample:
 
 rule write_histograms:
     input:
-        [layout.merged(R, s) for s in SAMPLE_KEYS],
+        sample_histograms,
     output:
         main=layout.histograms(R),
         ml=[layout.histograms_ml(R)] if config["use_inference"] else [],
@@ -98,7 +99,7 @@ rule metrics:
 
 rule cutflow:
     input:
-        [layout.merged(R, s) for s in SAMPLE_KEYS],
+        sample_histograms,
     output:
         json=layout.cutflow(R),
         table=layout.cutflow_table(R),

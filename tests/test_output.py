@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -127,6 +128,29 @@ def test_merge_equals_sum_of_partials_and_cutflow(workflow):
     assert np.isclose(merged.hists["4j1b_ttbar"].values(flow=True).sum() / tt["weight"], tt["raw"]["steps"]["4j1b"])
     table = (workflow["tmp"] / "cutflow.md").read_text()
     assert "| ttbar__nominal | 5,000 (" in table and "exactly 1 lepton" in table
+
+
+def test_one_job_samples_need_no_merge(workflow, tmp_path):
+    """What the DAG gives write_histograms and cutflow (rules/common.smk sample_histograms): a
+    sample of one per-file job passes its partial, unmerged. The outputs are byte-identical to
+    those from every sample merged, and the partial reads as the same sample-level metadata."""
+    from agc_ttbar.histograms import load_sample
+
+    inputs = [paths[0] if len(paths) == 1 else str(workflow["tmp"] / "merged" / f"{key}.npz")
+              for key, paths in workflow["partials"].items()]
+    assert sum(p.endswith(f"{os.sep}00000.npz") for p in inputs) == len(inputs) - 1   # ttbar: merged
+    out = {name: str(tmp_path / name) for name in ("histograms.root", "cutflow.json", "cutflow.md")}
+    assert load_script("write_histograms").main(["--inputs", *inputs, "--output", out["histograms.root"]]) == 0
+    assert load_script("cutflow").main(["--inputs", *inputs, "--output", out["cutflow.json"],
+                                        "--table", out["cutflow.md"]]) == 0
+    for name, path in out.items():
+        assert pathlib.Path(path).read_bytes() == (workflow["tmp"] / name).read_bytes(), name
+    key = "wjets__nominal"
+    (part, meta_p), (merged, meta_m) = (load_sample(p) for p in (workflow["partials"][key][0],
+                                                                  str(workflow["tmp"] / "merged" / f"{key}.npz")))
+    drop = {"process_s", "peak_rss_mb_max"}   # measurements of the run
+    assert {k: v for k, v in meta_p.items() if k not in drop} == {k: v for k, v in meta_m.items() if k not in drop}
+    assert all(np.array_equal(part.hists[k].sumw, merged.hists[k].sumw) for k in merged.hists)
 
 
 def test_merge_rejects_other_samples(workflow, capsys):

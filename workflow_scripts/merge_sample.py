@@ -3,8 +3,7 @@
 import argparse
 import sys
 
-from agc_ttbar import cutflow
-from agc_ttbar.histograms import merge_sets
+from agc_ttbar.histograms import merge_sample
 
 
 def main(argv=None) -> int:
@@ -14,24 +13,13 @@ def main(argv=None) -> int:
     p.add_argument("--output", required=True, help="merged histogram file (.npz)")
     args = p.parse_args(argv)
 
-    total, metas = merge_sets(args.inputs)
-    wrong = [m.get("file") for m in metas if m.get("sample") != args.sample]
-    if wrong:
-        print(f"ERROR: partials of other samples given for {args.sample}: {wrong}", file=sys.stderr)
+    try:
+        total, meta = merge_sample(args.sample, args.inputs)
+    except ValueError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
         return 1
-    first = metas[0]
-    files = [part.get("file") for m in metas for part in m.get("parts", [m])]   # a job may read several
-    meta = {
-        "sample": args.sample, "process": first["process"], "variation": first["variation"],
-        "weight": first["weight"], "nevts_total": first["nevts_total"],
-        "n_files": len(files), "files": files,
-        "nevents": sum(m["nevents"] for m in metas),
-        "cutflow": cutflow.total(m["cutflow"] for m in metas),
-        "process_s": sum(m.get("timing", {}).get("wall_s", 0.0) for m in metas),
-        "peak_rss_mb_max": max(m.get("peak_rss_mb", 0.0) for m in metas),
-    }
     total.save(args.output, meta)
-    print(f"{args.sample}: {len(metas)} file(s), {meta['nevents']} events, {len(total.hists)} histograms")
+    print(f"{args.sample}: {len(args.inputs)} file(s), {meta['nevents']} events, {len(total.hists)} histograms")
     return 0
 
 
