@@ -361,19 +361,30 @@ def _run_task(i: int) -> list[dict[str, Any]]:
     return _TASKS[i]()
 
 
-def _as_kind(kind: str, task: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [{**e, "kind": kind} for e in task()]
+def _draw(tasks: list[Callable[[], list[dict[str, Any]]]], processes: int,
+          first: Sequence[int] = ()) -> list[list[dict[str, Any]]]:
+    """Run the figure tasks, in forked workers when ``processes`` > 1; results in task order.
 
-
-def _draw(tasks: list[Callable[[], list[dict[str, Any]]]], processes: int) -> list[list[dict[str, Any]]]:
-    """Run the figure tasks, in forked workers when ``processes`` > 1; results in task order."""
+    The tasks at indices ``first`` (the largest) are handed out first, so that no worker starts a
+    large group when the others are nearly done."""
     from agc_ttbar.parallel import fork_map
 
+    order = list(first) + [i for i in range(len(tasks)) if i not in set(first)]
     _TASKS[:] = tasks
     try:
-        return fork_map(_run_task, range(len(tasks)), processes)
+        done = dict(zip(order, fork_map(_run_task, order, processes)))
     finally:
         _TASKS.clear()
+    return [done[i] for i in range(len(tasks))]
+
+
+def _ml_data_mc(model_ml, fit_ml, *args, **kwargs) -> list[dict[str, Any]]:
+    """ML data/MC figures of one stage: the prediction (pre-fit without ``fit_ml``) is made here,
+    in the worker that draws them."""
+    import cabinetry
+
+    prediction = cabinetry.model_utils.prediction(model_ml, fit_results=fit_ml)
+    return [{**e, "kind": "ml_data_mc"} for e in data_mc(prediction, *args, **kwargs)]
 
 
 def _channel_edges(cab_config: dict[str, Any]) -> tuple[dict[str, list[float]], dict[str, str]]:
@@ -426,18 +437,18 @@ def make_all(ws: dict[str, Any], doc: dict[str, Any], cab_config: dict[str, Any]
         tasks.append(partial(ranking, doc["ranking"], prefit_unc, sub["fit"], formats))
     if include_templates:
         tasks.append(partial(templates, cab_config, sub["templates"], formats))
+    ml_tasks: list[int] = []
     if ws_ml is not None:
         model_ml, data_ml = cabinetry.model_utils.model_and_data(ws_ml)
         obs_ml = cabinetry.model_utils._data_per_channel(model_ml, data_ml)
         edges_ml, variables_ml = _channel_edges(cab_config_ml)
         matched = cabinetry.model_utils.match_fit_results(model_ml, fit)
-        pre_ml = cabinetry.model_utils.prediction(model_ml)
-        post_ml = cabinetry.model_utils.prediction(model_ml, fit_results=matched)
-        for stage, prediction in (("pre-fit", pre_ml), ("post-fit", post_ml)):
-            tasks.append(partial(_as_kind, "ml_data_mc", partial(
-                data_mc, prediction, obs_ml, edges_ml, variables_ml, sub["ml"], stage, formats,
-                dataset=dataset)))
-    entries = [e for group in _draw(tasks, processes) for e in group]
+        for stage, fit_ml in (("pre-fit", None), ("post-fit", matched)):
+            ml_tasks.append(len(tasks))
+            tasks.append(partial(_ml_data_mc, model_ml, fit_ml, obs_ml, edges_ml, variables_ml, sub["ml"],
+                                 stage, formats, dataset=dataset))
+    # the ML groups (7 figures each) first, then the rest, which are smaller
+    entries = [e for group in _draw(tasks, processes, first=ml_tasks) for e in group]
 
     table = {"channels": {}}
     for ich, channel in enumerate(model.config.channels):
