@@ -7,8 +7,12 @@ variations (spec §4) can select on the varied pT.
 
 from __future__ import annotations
 
-import awkward as ak
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:   # annotations only: the statistics jobs import the cuts without awkward (~0.2 s)
+    import awkward as ak
 
 #: A jet is b-tagged if Jet_btagCSVV2 > B_TAG_THRESHOLD (strict, spec §2).
 B_TAG_THRESHOLD = 0.5

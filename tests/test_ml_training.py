@@ -91,6 +91,16 @@ def test_torch_training_is_deterministic_and_loads(toy_data, tmp_path):
     assert m["leading4"]["model"]["all_correct"] > 2 * m["leading4"]["random"]["all_correct"]
 
 
+def test_average_ranks_are_scipys():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(size=1000), np.round(rng.normal(size=1000), 1), np.zeros(7), np.array([2.0]),
+              np.array([np.inf, -np.inf, 0.0, 0.0, 1.0])):
+        ranks = metrics.average_ranks(x)
+        assert ranks.dtype == np.float64 and np.array_equal(ranks, rankdata(x)), x[:5]
+
+
 def test_auc_and_trijet_by_hand():
     assert metrics.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
     assert metrics.auc([0.5, 0.5, 0.5], [0, 1, 0]) == 0.5

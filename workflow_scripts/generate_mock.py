@@ -4,9 +4,13 @@ import argparse
 import os
 import sys
 
-from agc_ttbar.mock.generator import MockConfigError, generate_events, sample_code, unskimmed_chunks
-from agc_ttbar.mock.writer import FORMATS, parse_compression, write_file, write_unskimmed_file
-from agc_ttbar.samples import SAMPLES, sample_key
+from agc_ttbar._imports import skip_unused_optional_imports
+
+skip_unused_optional_imports()  # before awkward/uproot: 18 short jobs of the default dataset
+
+from agc_ttbar.mock.generator import MockConfigError, generate_events, sample_code, unskimmed_chunks  # noqa: E402
+from agc_ttbar.mock.writer import FORMATS, parse_compression, write_file, write_unskimmed_file  # noqa: E402
+from agc_ttbar.samples import SAMPLES, sample_key  # noqa: E402
 
 
 def main(argv=None) -> int:

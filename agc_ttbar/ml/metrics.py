@@ -29,16 +29,28 @@ from ..observables import cartesian
 from .permutations import LABEL_TOP_HAD, LABEL_TOP_LEP, LABEL_W, permutation_labels, permutations
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` (1-d), ties sharing the mean of their ranks: ``scipy.stats.rankdata``
+    with ``method="average"``, the same values. Own code because importing ``scipy.stats`` takes
+    ~0.6 s, a third of the BDT training job that every per-file job waits for."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    first = np.concatenate([[True], xs[1:] != xs[:-1]])      # first element of each run of ties
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    dense = np.cumsum(first)[inverse]                        # tie group of each element, from 1
+    bounds = np.concatenate([np.nonzero(first)[0], [len(x)]])  # start of each group, then the end
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
+
+
 def auc(scores: np.ndarray, target: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U with average ranks for ties); NaN if one class."""
-    from scipy.stats import rankdata
-
     scores = np.asarray(scores, dtype=np.float64).ravel()
     target = np.asarray(target, dtype=bool).ravel()
     n_pos, n_neg = int(target.sum()), int((~target).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(scores)
+    ranks = average_ranks(scores)
     return float((ranks[target].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
