@@ -18,6 +18,9 @@ SAMPLE_KEYS = list(config["samples"])
 #: ready than cores are free, these go first and the side jobs (the comparison models, ML
 #: workspace and plots, HEPData) fill the cores beside them. Changes the order only, not a result.
 PRIORITY_CRITICAL = 10
+#: Of the side jobs, the ML plots (~4 s) go before HEPData (~2 s) when both wait for a core: the
+#: shorter one then fills the gap before the two-thread statistics plots can start.
+PRIORITY_SIDE_FIRST = 1
 
 
 def ml_threads(kind):

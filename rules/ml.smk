@@ -136,6 +136,7 @@ if config["use_inference"]:
             layout.log(R, "ml_plots"),
         benchmark:
             layout.benchmark(R, "ml_plots")
+        priority: PRIORITY_SIDE_FIRST
         threads: 1
         resources:
             mem_mb=2000,
