@@ -14,9 +14,10 @@ from agc_ttbar.samples import split_sample_key
 R = config["results_dir"]
 SAMPLE_KEYS = list(config["samples"])
 #: Scheduling priority of the jobs on the longest chain to the result (training of the model used
-#: for inference, which the per-file jobs wait for; workspace -> fit -> plots): when more jobs are
-#: ready than cores are free, these go first and the side jobs (the comparison models, ML
-#: workspace and plots, HEPData) fill the cores beside them. Changes the order only, not a result.
+#: for inference, which the per-file jobs wait for; workspace -> fit -> plots; the ML workspace and
+#: template plots, which the statistics plots also wait for): when more jobs are ready than cores
+#: are free, these go first and the side jobs (the comparison models, ML plots, HEPData) fill the
+#: cores beside them. Changes the order only, not a result.
 PRIORITY_CRITICAL = 10
 #: Of the side jobs, the ML plots (~4 s) go before HEPData (~2 s) when both wait for a core: the
 #: shorter one then fills the gap before the two-thread statistics plots can start.

@@ -149,6 +149,7 @@ if config["use_inference"]:
             layout.log(R, "ml_workspace"),
         benchmark:
             layout.benchmark(R, "ml_workspace")
+        priority: PRIORITY_CRITICAL  # the statistics plots wait for it
         threads: 1
         resources:
             mem_mb=1500,
