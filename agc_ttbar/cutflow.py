@@ -72,8 +72,8 @@ def sample_entry(sample: str, cutflow: Mapping, weight: float, nevts_total: int,
 def _in_order(counts: Mapping, names: Iterable[str]) -> dict:
     """``counts`` with the known cuts in their order, then any others sorted: the JSON's bytes do
     not depend on where the counts came from (a merged file's metadata is stored key-sorted)."""
-    names = list(names)
-    return {**{k: counts[k] for k in names if k in counts}, **{k: counts[k] for k in sorted(counts) if k not in names}}
+    known = [k for k in names if k in counts]
+    return {k: counts[k] for k in known + sorted(set(counts) - set(known))}
 
 
 def markdown_table(entries: Iterable[Mapping]) -> str:

@@ -12,7 +12,8 @@ from agc_ttbar.output import merge_sets, write_histograms, write_histograms_ml  
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--inputs", nargs="+", required=True, help="histograms of each sample: merged, or the partial of a one-job sample")
+    p.add_argument("--inputs", nargs="+", required=True,
+                   help="histograms of each sample: merged, or the partial of a one-job sample")
     p.add_argument("--output", required=True, help="histograms.root to write")
     p.add_argument("--output-ml", default=None, help="histograms_ml.root to write (ML on)")
     args = p.parse_args(argv)

@@ -184,8 +184,9 @@ class _JaxTwiceNLL:
     derivatives (at strategy 1, which still builds a Hessian from function calls, the whole ranking
     of the AGC model took ~20-25% less CPU, impacts within 2e-4; for strategy 0, the ranking's
     default, see :data:`RANKING_STRATEGY`). ``__call__`` evaluates value and gradient together and
-    keeps the gradient for :meth:`grad` at the same point (MIGRAD asks for both). Built in the process that uses it: pyhf's backend is global, and JAX must not be started
-    before a fork (its threads do not survive one).
+    keeps the gradient for :meth:`grad` at the same point (MIGRAD asks for both). Built in the
+    process that uses it: pyhf's backend is global, and JAX must not be started before a fork (its
+    threads do not survive one).
     """
 
     def __init__(self, spec: dict, poi_name: str, modifier_settings: dict, data) -> None:

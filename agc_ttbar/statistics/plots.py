@@ -369,7 +369,7 @@ def _draw(tasks: list[Callable[[], list[dict[str, Any]]]], processes: int,
     large group when the others are nearly done."""
     from agc_ttbar.parallel import fork_map
 
-    order = list(first) + [i for i in range(len(tasks)) if i not in set(first)]
+    order = list(first) + [i for i in range(len(tasks)) if i not in first]
     _TASKS[:] = tasks
     try:
         done = dict(zip(order, fork_map(_run_task, order, processes)))
